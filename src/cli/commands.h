@@ -1,0 +1,17 @@
+// The `hallmark` subcommand groups, each registered on the top-level CLI11 app.
+#ifndef HALLMARK_CLI_COMMANDS_H_
+#define HALLMARK_CLI_COMMANDS_H_
+
+#include <CLI/CLI.hpp>
+
+#include "cli/common.h"
+
+namespace hallmark::cli {
+
+void AddCaCommands(CLI::App& app, Context& ctx);
+void AddDeviceCommands(CLI::App& app, Context& ctx);
+void AddDemoCommand(CLI::App& app, Context& ctx);
+
+}  // namespace hallmark::cli
+
+#endif  // HALLMARK_CLI_COMMANDS_H_

@@ -1,0 +1,103 @@
+// Certificate: an immutable X.509 certificate, and DistinguishedName, the subject fields hallmark
+// writes.
+#ifndef HALLMARK_CORE_CERTIFICATE_H_
+#define HALLMARK_CORE_CERTIFICATE_H_
+
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/encoding.h"
+#include "core/key.h"
+#include "core/ossl.h"
+#include "core/status.h"
+
+namespace hallmark {
+
+// kNoWellDefinedExpiration is RFC 5280 section 4.1.2.5's 99991231235959Z, as seconds since the
+// epoch: the notAfter of a certificate "with no well-defined expiration date" (IEEE 802.1AR
+// IDevIDs).
+inline constexpr int64_t kNoWellDefinedExpiration = 253402300799;
+
+// DistinguishedName holds the subject attributes hallmark issues. Empty fields are omitted.
+// serialNumber and countryName are encoded as PrintableString, the rest as UTF8String.
+struct DistinguishedName {
+  std::string country;
+  std::string organization;
+  std::string organizational_unit;
+  std::string common_name;
+  std::string serial_number;
+};
+
+// FormatTime returns "2026-11-28T23:51:53Z", or "never (99991231235959Z)" for
+// kNoWellDefinedExpiration.
+std::string FormatTime(int64_t epoch_seconds);
+
+// Certificate is an immutable X.509 certificate. Copyable (shares the X509); thread-safe.
+class Certificate {
+ public:
+  // FromPem parses the first CERTIFICATE block of `pem`. kInvalidArgument if there is none.
+  static Result<Certificate> FromPem(std::string_view pem);
+  // FromDer parses one DER certificate; trailing bytes are an error.
+  static Result<Certificate> FromDer(std::span<const uint8_t> der);
+  // ChainFromPem parses every CERTIFICATE block of `pem` in order. kInvalidArgument if there is
+  // none or one does not parse.
+  static Result<std::vector<Certificate>> ChainFromPem(std::string_view pem);
+  // FromNative takes another reference on `cert`.
+  static Certificate FromNative(X509* cert);
+
+  std::string ToPem() const;
+  Bytes ToDer() const;
+
+  // Subject and Issuer in RFC 2253 form ("CN=...,O=...").
+  std::string Subject() const;
+  std::string Issuer() const;
+  // SubjectAttribute returns the first value of a subject attribute by OpenSSL short name
+  // ("CN", "serialNumber", "O").
+  std::optional<std::string> SubjectAttribute(std::string_view short_name) const;
+  // SerialHex returns the serial number as lowercase hex without leading zero bytes.
+  std::string SerialHex() const;
+  int64_t NotBefore() const;
+  int64_t NotAfter() const;
+  // IsCa reports whether basicConstraints says cA=TRUE.
+  bool IsCa() const;
+  PublicKey Key() const;
+  // Sha256Fingerprint is the lowercase hex SHA-256 of the DER encoding.
+  std::string Sha256Fingerprint() const;
+
+  bool operator==(const Certificate& other) const { return ToDer() == other.ToDer(); }
+
+  X509* native() const { return cert_.get(); }
+
+ private:
+  static Result<Certificate> Wrap(OsslPtr<X509> cert);
+  Certificate(std::shared_ptr<X509> cert, PublicKey key)
+      : cert_(std::move(cert)), key_(std::move(key)) {}
+  std::shared_ptr<X509> cert_;
+  PublicKey key_;
+};
+
+// ChainToPem concatenates PEM encodings.
+std::string ChainToPem(std::span<const Certificate> chain);
+
+// VerifyOptions controls `VerifyCertificate`.
+struct VerifyOptions {
+  int64_t at_time = 0;          // 0 = now
+  bool partial_chain = false;   // accept a chain ending at a non-self-signed anchor
+  bool require_client_auth = false;
+};
+
+// VerifyCertificate checks `leaf` against `anchors` with `intermediates` as untrusted helpers,
+// through OpenSSL's X509_verify_cert. kUnauthenticated with OpenSSL's reason if it fails.
+Status VerifyCertificate(const Certificate& leaf, std::span<const Certificate> intermediates,
+                         std::span<const Certificate> anchors, const VerifyOptions& options = {});
+
+}  // namespace hallmark
+
+#endif  // HALLMARK_CORE_CERTIFICATE_H_
