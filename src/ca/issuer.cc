@@ -73,11 +73,11 @@ int64_t ClampValidity(int64_t now, std::optional<int64_t> validity, bool no_expi
 Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authorize(
     const IssueRequest& request) const {
   const int64_t now = clock_->Now();
-  if (now < certificate_.NotBefore() || now > certificate_.NotAfter()) {
+  if (now < not_before_ || now > not_after_) {
     return Error(Code::kFailedPrecondition,
                  "CA '" + name_ + "' is not valid now: it is valid from " +
-                     FormatTime(certificate_.NotBefore()) + " to " +
-                     FormatTime(certificate_.NotAfter()));
+                     FormatTime(not_before_) + " to " +
+                     FormatTime(not_after_));
   }
   if (request.profile != Profile::kDevice && request.profile != Profile::kServer &&
       request.profile != Profile::kOperational) {
@@ -101,7 +101,7 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
   std::vector<std::string> notes;
   CertificateTemplate t;
   t.serial = NewSerial();
-  t.subject.organization = certificate_.SubjectAttribute("O").value_or("");
+  t.subject.organization = organization_;
   t.key_usage = kDigitalSignature;
 
   for (const RequestedExtension& ext : csr.RequestedExtensions()) {
@@ -192,12 +192,12 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
   if (!validity.has_value() && limits.default_validity > 0) {
     validity = limits.default_validity;
   }
-  t.not_before = std::max(now - kBackdate, certificate_.NotBefore());
+  t.not_before = std::max(now - kBackdate, not_before_);
   bool capped = false;
-  t.not_after = ClampValidity(now, validity, request.no_expiry, certificate_.NotAfter(), &capped);
+  t.not_after = ClampValidity(now, validity, request.no_expiry, not_after_, &capped);
   if (capped) {
     notes.push_back("notAfter capped at the issuing CA's notAfter (" +
-                    FormatTime(certificate_.NotAfter()) + ")");
+                    FormatTime(not_after_) + ")");
   }
   return std::make_pair(std::move(t), std::move(notes));
 }
@@ -207,15 +207,21 @@ Result<Certificate> Issuer::Sign(const CertificateTemplate& tmpl,
   return SignCertificate(tmpl, subject_key, &certificate_, key_);
 }
 
-IssuedRecord Issuer::MakeRecord(const Certificate& cert, Profile profile) const {
+IssuedRecord Issuer::MakeRecord(const Certificate& cert, const CertificateTemplate& tmpl,
+                                const PublicKey& subject_key, Profile profile) const {
   IssuedRecord r;
-  r.serial = cert.SerialHex();
+  // The template holds what was signed; reading it back from the certificate costs more.
+  size_t skip = 0;
+  while (skip + 1 < tmpl.serial.size() && tmpl.serial[skip] == 0) {
+    ++skip;
+  }
+  r.serial = HexEncode(std::span<const uint8_t>(tmpl.serial).subspan(skip));
   r.issuer = name_;
   r.profile = std::string(ProfileName(profile));
   r.subject = cert.Subject();
-  r.device_id = cert.Key().DeviceId();
-  r.not_before = cert.NotBefore();
-  r.not_after = cert.NotAfter();
+  r.device_id = subject_key.DeviceId();
+  r.not_before = tmpl.not_before;
+  r.not_after = tmpl.not_after;
   r.issued_at = clock_->Now();
   r.der = cert.ToDer();
   return r;
@@ -273,7 +279,7 @@ std::vector<Result<Issued>> Issuer::IssueBatch(std::span<const IssueRequest> req
         p.error = cert.error();
         continue;
       }
-      records.push_back(MakeRecord(*cert, requests[i].profile));
+      records.push_back(MakeRecord(*cert, p.tmpl, requests[i].csr.Key(), requests[i].profile));
       p.cert = std::move(*cert);
     }
     Status s = records.empty() ? OkStatus() : log_->Record(records);
@@ -311,9 +317,9 @@ Result<Certificate> Issuer::SignCustomerCa(const PublicKey& subject_key,
   CertificateTemplate t;
   t.serial = NewSerial();
   t.subject = subject;
-  t.not_before = std::max(now - kBackdate, certificate_.NotBefore());
+  t.not_before = std::max(now - kBackdate, not_before_);
   bool capped = false;
-  t.not_after = ClampValidity(now, validity, no_expiry, certificate_.NotAfter(), &capped);
+  t.not_after = ClampValidity(now, validity, no_expiry, not_after_, &capped);
   t.is_ca = true;
   t.path_len = 0;
   t.key_usage = kKeyCertSign | kCrlSign;

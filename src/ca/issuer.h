@@ -66,7 +66,10 @@ class Issuer {
         key_(std::move(key)),
         log_(log),
         clock_(clock),
-        key_policy_(key_policy) {}
+        key_policy_(key_policy),
+        not_before_(certificate_.NotBefore()),
+        not_after_(certificate_.NotAfter()),
+        organization_(certificate_.SubjectAttribute("O").value_or("")) {}
 
   // Authorize checks `request` against the profile and the key policy, and returns the
   // certificate template to sign plus notes. It has no side effects. kInvalidArgument for a bad
@@ -101,7 +104,8 @@ class Issuer {
 
  private:
   Result<Certificate> Sign(const CertificateTemplate& tmpl, const PublicKey& subject_key) const;
-  IssuedRecord MakeRecord(const Certificate& cert, Profile profile) const;
+  IssuedRecord MakeRecord(const Certificate& cert, const CertificateTemplate& tmpl,
+                          const PublicKey& subject_key, Profile profile) const;
 
   std::string name_;
   Certificate certificate_;
@@ -109,6 +113,10 @@ class Issuer {
   IssuanceLog* log_;
   const Clock* clock_;
   KeyPolicy key_policy_;
+  // Cached from `certificate_`: they are read on every issuance.
+  int64_t not_before_;
+  int64_t not_after_;
+  std::string organization_;
 };
 
 // ClampValidity returns the notAfter for a certificate starting `now` that asks for `validity`

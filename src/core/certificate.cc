@@ -45,24 +45,26 @@ std::string FormatTime(int64_t epoch_seconds) {
 }
 
 Result<Certificate> Certificate::Wrap(OsslPtr<X509> cert) {
-  EVP_PKEY* key = X509_get0_pubkey(cert.get());
-  if (key == nullptr) {
-    return OsslError(Code::kInvalidArgument, "certificate's public key does not parse");
-  }
-  auto pk = PublicKey::FromNative(key);
+  std::shared_ptr<X509> shared = ShareCert(std::move(cert));
+  // The key shares ownership of the certificate it lives in.
+  auto pk = PublicKey::FromX509Pubkey(
+      std::shared_ptr<X509_PUBKEY>(shared, X509_get_X509_PUBKEY(shared.get())));
   if (!pk) {
-    return pk.error();
+    return Error(Code::kInvalidArgument, "certificate's public key does not parse",
+                 pk.error().detail());
   }
-  return Certificate(ShareCert(std::move(cert)), std::move(*pk));
+  return Certificate(std::move(shared), std::move(*pk));
 }
 
 Certificate Certificate::FromNative(X509* cert) {
-  OsslPtr<X509> owned = UpRef(cert);
-  EVP_PKEY* key = X509_get0_pubkey(owned.get());
-  auto pk = PublicKey::FromNative(key);
+  auto c = Wrap(UpRef(cert));
   // Callers hand in certificates OpenSSL already parsed, whose key therefore decodes.
-  assert(pk.has_value());
-  return Certificate(ShareCert(std::move(owned)), std::move(*pk));
+  assert(c.has_value());
+  return std::move(*c);
+}
+
+Certificate Certificate::FromSigned(OsslPtr<X509> cert, PublicKey key) {
+  return Certificate(ShareCert(std::move(cert)), std::move(key));
 }
 
 Result<Certificate> Certificate::FromPem(std::string_view pem) {

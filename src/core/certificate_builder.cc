@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "core/internal/asn1_types.h"
 #include "core/ossl.h"
 
 namespace hallmark {
@@ -90,6 +91,19 @@ Status AddSubjectAltNames(X509* cert, const std::vector<SubjectAltName>& sans) {
   return AddExtension(cert, NID_subject_alt_name, critical, names.get(), "subjectAltName");
 }
 
+// CopySpki sets `dst` to `key`'s algorithm and key bits as they are, without OpenSSL's encoders
+// (X509_set_pubkey re-encodes the key through a provider, which costs more than the signature).
+bool CopySpki(const PublicKey& key, X509_PUBKEY* dst) {
+  const unsigned char* bits = nullptr;
+  int bits_len = 0;
+  X509_ALGOR* alg = nullptr;
+  if (dst == nullptr ||
+      X509_PUBKEY_get0_param(nullptr, &bits, &bits_len, &alg, key.native_spki()) != 1) {
+    return false;
+  }
+  return internal::SetSpkiParams(dst, alg, bits, bits_len).has_value();
+}
+
 }  // namespace
 
 Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const PublicKey& subject_key,
@@ -122,7 +136,7 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
       X509_set_issuer_name(cert.get(), issuer != nullptr
                                            ? X509_get_subject_name(issuer->native())
                                            : subject->get()) != 1 ||
-      X509_set_pubkey(cert.get(), subject_key.native()) != 1) {
+      !CopySpki(subject_key, X509_get_X509_PUBKEY(cert.get()))) {
     return OsslError("building certificate");
   }
   if (auto s = SetTime(X509_getm_notBefore(cert.get()), tmpl.not_before, "notBefore"); !s) {
@@ -192,7 +206,7 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
   if (X509_sign(cert.get(), issuer_key.native(), issuer_key.SigningDigest()) <= 0) {
     return OsslError("signing certificate");
   }
-  return Certificate::FromNative(cert.get());
+  return Certificate::FromSigned(std::move(cert), subject_key);
 }
 
 }  // namespace hallmark

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "core/internal/asn1_types.h"
+
 namespace hallmark {
 namespace {
 
@@ -174,31 +176,9 @@ Result<OsslPtr<X509_NAME>> BuildName(const DistinguishedName& name) {
   return out;
 }
 
-Result<Csr> Csr::Wrap(OsslPtr<X509_REQ> req) {
-  EVP_PKEY* key = X509_REQ_get0_pubkey(req.get());
-  if (key == nullptr) {
-    return OsslError(Code::kInvalidArgument, "CSR's public key does not parse");
-  }
-  auto pk = PublicKey::FromNative(key);
-  if (!pk) {
-    return pk.error();
-  }
-  return Csr(std::shared_ptr<X509_REQ>(req.release(), X509_REQ_free), std::move(*pk));
-}
-
-Result<Csr> Csr::FromPem(std::string_view pem) {
-  OsslPtr<BIO> bio = MemBio(pem);
-  OsslPtr<X509_REQ> req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
-  if (!req) {
-    return OsslError(Code::kInvalidArgument,
-                     "CSR is not a valid PEM certificate request (truncated or corrupt?)");
-  }
-  return Wrap(std::move(req));
-}
-
 Result<Csr> Csr::FromDer(std::span<const uint8_t> der) {
   const unsigned char* p = der.data();
-  OsslPtr<X509_REQ> req(d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size())));
+  OsslPtr<HALLMARK_CSR> req(d2i_HALLMARK_CSR(nullptr, &p, static_cast<long>(der.size())));
   if (!req) {
     return OsslError(Code::kInvalidArgument,
                      "CSR is neither PEM nor a valid DER certificate request");
@@ -208,7 +188,42 @@ Result<Csr> Csr::FromDer(std::span<const uint8_t> der) {
                                              std::to_string(der.data() + der.size() - p) +
                                              " trailing bytes");
   }
-  return Wrap(std::move(req));
+  if (ASN1_INTEGER_get(req->info->version) != 0) {
+    return Error(Code::kInvalidArgument, "CSR version is not v1 (0)");
+  }
+  Bytes spki(static_cast<size_t>(std::max(0, i2d_HALLMARK_SPKI(req->info->spki, nullptr))));
+  unsigned char* out = spki.data();
+  if (spki.empty() || i2d_HALLMARK_SPKI(req->info->spki, &out) <= 0) {
+    return OsslError(Code::kInvalidArgument, "CSR's public key does not encode");
+  }
+  auto key = PublicKey::FromDer(spki);
+  if (!key) {
+    return Error(Code::kInvalidArgument, "CSR's public key: " + key.error().message(),
+                 key.error().detail());
+  }
+  return Csr(std::shared_ptr<HALLMARK_CSR>(req.release(), HALLMARK_CSR_free), std::move(*key));
+}
+
+Result<Csr> Csr::FromPem(std::string_view pem) {
+  OsslPtr<BIO> bio = MemBio(pem);
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long len = 0;
+  if (PEM_read_bio(bio.get(), &name, &header, &data, &len) != 1) {
+    return OsslError(Code::kInvalidArgument,
+                     "CSR is not a valid PEM certificate request (truncated or corrupt?)");
+  }
+  std::string label(name);
+  Bytes der(data, data + len);
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_free(data);
+  if (label != "CERTIFICATE REQUEST" && label != "NEW CERTIFICATE REQUEST") {
+    return Error(Code::kInvalidArgument,
+                 "PEM block is a \"" + label + "\", not a \"CERTIFICATE REQUEST\"");
+  }
+  return FromDer(der);
 }
 
 Result<Csr> Csr::Parse(std::span<const uint8_t> bytes) {
@@ -263,13 +278,20 @@ Result<Csr> Csr::Create(const PrivateKey& key, const DistinguishedName& subject,
   if (X509_REQ_sign(req.get(), key.native(), key.SigningDigest()) <= 0) {
     return OsslError("signing CSR");
   }
-  return Wrap(std::move(req));
+  int len = i2d_X509_REQ(req.get(), nullptr);
+  Bytes der(static_cast<size_t>(std::max(len, 0)));
+  unsigned char* out = der.data();
+  if (len <= 0 || i2d_X509_REQ(req.get(), &out) != len) {
+    return OsslError("encoding CSR");
+  }
+  return FromDer(der);
 }
 
 Status Csr::VerifySignature() const {
-  const X509_ALGOR* alg = nullptr;
-  X509_REQ_get0_signature(req_.get(), nullptr, &alg);
-  int sig_nid = OBJ_obj2nid(alg->algorithm);
+  const X509_ALGOR* alg = req_->sig_alg;
+  const ASN1_OBJECT* alg_obj = nullptr;
+  X509_ALGOR_get0(&alg_obj, nullptr, nullptr, alg);
+  int sig_nid = OBJ_obj2nid(alg_obj);
   int md_nid = NID_undef;
   int pk_nid = NID_undef;
   if (sig_nid == NID_undef || OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid) != 1) {
@@ -280,7 +302,8 @@ Status Csr::VerifySignature() const {
     return Error(Code::kInvalidArgument, std::string("CSR is signed with ") + OBJ_nid2sn(md_nid) +
                                              ", which is not collision resistant; use SHA-256");
   }
-  int rc = X509_REQ_verify(req_.get(), key_.native());
+  int rc = ASN1_item_verify(ASN1_ITEM_rptr(HALLMARK_CSR_INFO), req_->sig_alg, req_->signature,
+                            req_->info, key_.native());
   if (rc != 1) {
     return OsslError(Code::kInvalidArgument,
                      "CSR signature does not verify: the request was not signed by the key it "
@@ -291,13 +314,13 @@ Status Csr::VerifySignature() const {
 
 std::string Csr::Subject() const {
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), X509_REQ_get_subject_name(req_.get()), 0,
+  X509_NAME_print_ex(bio.get(), req_->info->subject, 0,
                      XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
   return BioToString(bio.get());
 }
 
 std::optional<std::string> Csr::Attribute(int nid) const {
-  const X509_NAME* name = X509_REQ_get_subject_name(req_.get());
+  const X509_NAME* name = req_->info->subject;
   int idx = X509_NAME_get_index_by_NID(name, nid, -1);
   if (idx < 0) {
     return std::nullopt;
@@ -305,13 +328,36 @@ std::optional<std::string> Csr::Attribute(int nid) const {
   return Asn1ToUtf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx)));
 }
 
+Result<OsslPtr<STACK_OF(X509_EXTENSION)>> Csr::Extensions() const {
+  const STACK_OF(X509_ATTRIBUTE)* attrs = req_->info->attributes;
+  int idx = X509at_get_attr_by_NID(attrs, NID_ext_req, -1);
+  if (idx < 0) {
+    idx = X509at_get_attr_by_NID(attrs, NID_ms_ext_req, -1);
+  }
+  if (idx < 0) {
+    return OsslPtr<STACK_OF(X509_EXTENSION)>();
+  }
+  X509_ATTRIBUTE* attr = X509at_get_attr(attrs, idx);
+  ASN1_TYPE* value = X509_ATTRIBUTE_get0_type(attr, 0);
+  if (value == nullptr || value->type != V_ASN1_SEQUENCE) {
+    return Error(Code::kInvalidArgument, "CSR's extensionRequest attribute is malformed");
+  }
+  const unsigned char* p = value->value.sequence->data;
+  OsslPtr<STACK_OF(X509_EXTENSION)> exts(
+      d2i_X509_EXTENSIONS(nullptr, &p, value->value.sequence->length));
+  if (!exts) {
+    return OsslError(Code::kInvalidArgument, "CSR's extensionRequest does not parse");
+  }
+  return exts;
+}
+
 std::vector<RequestedExtension> Csr::RequestedExtensions() const {
   std::vector<RequestedExtension> out;
-  OsslPtr<STACK_OF(X509_EXTENSION)> exts(X509_REQ_get_extensions(req_.get()));
-  ERR_clear_error();
-  if (!exts) {
+  auto parsed = Extensions();
+  if (!parsed || !*parsed) {
     return out;
   }
+  OsslPtr<STACK_OF(X509_EXTENSION)> exts = std::move(*parsed);
   for (int i = 0; i < sk_X509_EXTENSION_num(exts.get()); ++i) {
     X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
     const ASN1_OBJECT* obj = X509_EXTENSION_get_object(ext);
@@ -329,11 +375,14 @@ std::vector<RequestedExtension> Csr::RequestedExtensions() const {
 
 Result<std::vector<SubjectAltName>> Csr::RequestedSubjectAltNames() const {
   std::vector<SubjectAltName> out;
-  OsslPtr<STACK_OF(X509_EXTENSION)> exts(X509_REQ_get_extensions(req_.get()));
-  ERR_clear_error();
-  if (!exts) {
+  auto parsed = Extensions();
+  if (!parsed) {
+    return parsed.error();
+  }
+  if (!*parsed) {
     return out;
   }
+  OsslPtr<STACK_OF(X509_EXTENSION)> exts = std::move(*parsed);
   int crit = 0;
   OsslPtr<GENERAL_NAMES> names(static_cast<GENERAL_NAMES*>(
       X509V3_get_d2i(exts.get(), NID_subject_alt_name, &crit, nullptr)));
@@ -370,11 +419,14 @@ Result<std::vector<SubjectAltName>> Csr::RequestedSubjectAltNames() const {
 }
 
 bool Csr::RequestsCa() const {
-  OsslPtr<STACK_OF(X509_EXTENSION)> exts(X509_REQ_get_extensions(req_.get()));
-  ERR_clear_error();
-  if (!exts) {
+  auto parsed = Extensions();
+  if (!parsed) {
+    return true;  // an unreadable extension request is treated as the worst case
+  }
+  if (!*parsed) {
     return false;
   }
+  OsslPtr<STACK_OF(X509_EXTENSION)> exts = std::move(*parsed);
   int crit = 0;
   OsslPtr<BASIC_CONSTRAINTS> bc(static_cast<BASIC_CONSTRAINTS*>(
       X509V3_get_d2i(exts.get(), NID_basic_constraints, &crit, nullptr)));
@@ -387,16 +439,17 @@ bool Csr::RequestsCa() const {
 }
 
 std::string Csr::ToPem() const {
+  Bytes der = ToDer();
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509_REQ(bio.get(), req_.get());
+  PEM_write_bio(bio.get(), "CERTIFICATE REQUEST", "", der.data(), static_cast<long>(der.size()));
   return BioToString(bio.get());
 }
 
 Bytes Csr::ToDer() const {
-  int len = i2d_X509_REQ(req_.get(), nullptr);
+  int len = i2d_HALLMARK_CSR(req_.get(), nullptr);
   Bytes der(static_cast<size_t>(len > 0 ? len : 0));
   unsigned char* p = der.data();
-  i2d_X509_REQ(req_.get(), &p);
+  i2d_HALLMARK_CSR(req_.get(), &p);
   return der;
 }
 

@@ -17,6 +17,8 @@
 #include "core/ossl.h"
 #include "core/status.h"
 
+struct HALLMARK_CSR;
+
 namespace hallmark {
 
 // SubjectAltName is one subjectAltName entry hallmark understands.
@@ -73,14 +75,17 @@ class Csr {
   std::string ToPem() const;
   Bytes ToDer() const;
 
-  X509_REQ* native() const { return req_.get(); }
-
  private:
-  static Result<Csr> Wrap(OsslPtr<X509_REQ> req);
-  Csr(std::shared_ptr<X509_REQ> req, PublicKey key) : req_(std::move(req)), key_(std::move(key)) {}
+  Csr(std::shared_ptr<HALLMARK_CSR> req, PublicKey key)
+      : req_(std::move(req)), key_(std::move(key)) {}
   std::optional<std::string> Attribute(int nid) const;
+  // Extensions returns the extensionRequest attribute's extensions (null if there are none).
+  // kInvalidArgument if the attribute does not parse.
+  Result<OsslPtr<STACK_OF(X509_EXTENSION)>> Extensions() const;
 
-  std::shared_ptr<X509_REQ> req_;
+  // Parsed without OpenSSL's X509_REQ so that the key is decoded by the fast path (see
+  // core/internal/asn1_types.h).
+  std::shared_ptr<HALLMARK_CSR> req_;
   PublicKey key_;
 };
 

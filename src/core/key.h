@@ -6,6 +6,7 @@
 #define HALLMARK_CORE_KEY_H_
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <cstdint>
 #include <optional>
@@ -44,8 +45,12 @@ class PublicKey {
   static Result<PublicKey> FromDer(std::span<const uint8_t> spki);
   // FromPem parses a "PUBLIC KEY" PEM block. kInvalidArgument if it does not parse.
   static Result<PublicKey> FromPem(std::string_view pem);
-  // FromNative takes another reference on `key`.
+  // FromNative takes another reference on `key`. Encodes the key through OpenSSL's encoders,
+  // which is slow (tens of microseconds); prefer FromX509Pubkey for parsed objects.
   static Result<PublicKey> FromNative(EVP_PKEY* key);
+  // FromX509Pubkey wraps the already decoded key of a parsed certificate or CSR. `spki` must
+  // stay valid as long as `owner` lives (an aliasing pointer into the parent object).
+  static Result<PublicKey> FromX509Pubkey(std::shared_ptr<X509_PUBKEY> spki);
 
   // SpkiDer returns the DER SubjectPublicKeyInfo.
   const Bytes& SpkiDer() const { return spki_; }
@@ -62,10 +67,15 @@ class PublicKey {
   bool operator==(const PublicKey& other) const { return spki_ == other.spki_; }
 
   EVP_PKEY* native() const { return key_.get(); }
+  // native_spki is the key as an X509_PUBKEY, for copying into certificates without
+  // re-encoding.
+  const X509_PUBKEY* native_spki() const { return x509_pubkey_.get(); }
 
  private:
-  PublicKey(std::shared_ptr<EVP_PKEY> key, Bytes spki) : key_(std::move(key)), spki_(spki) {}
+  PublicKey(std::shared_ptr<EVP_PKEY> key, std::shared_ptr<X509_PUBKEY> x509_pubkey, Bytes spki)
+      : key_(std::move(key)), x509_pubkey_(std::move(x509_pubkey)), spki_(std::move(spki)) {}
   std::shared_ptr<EVP_PKEY> key_;
+  std::shared_ptr<X509_PUBKEY> x509_pubkey_;
   Bytes spki_;
 };
 
