@@ -64,7 +64,21 @@ Certificate Certificate::FromNative(X509* cert) {
 }
 
 Certificate Certificate::FromSigned(OsslPtr<X509> cert, PublicKey key) {
-  return Certificate(ShareCert(std::move(cert)), std::move(key));
+  Certificate c(ShareCert(std::move(cert)), std::move(key));
+  c.reparsed_ = std::make_shared<Reparsed>();
+  return c;
+}
+
+X509* Certificate::native() const {
+  if (!reparsed_) {
+    return cert_.get();
+  }
+  std::call_once(reparsed_->once, [this]() {
+    Bytes der = ToDer();
+    const unsigned char* p = der.data();
+    reparsed_->x509.reset(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+  });
+  return reparsed_->x509 ? reparsed_->x509.get() : cert_.get();
 }
 
 Result<Certificate> Certificate::FromPem(std::string_view pem) {
@@ -166,7 +180,7 @@ int64_t Certificate::NotBefore() const { return AsnTimeToEpoch(X509_get0_notBefo
 
 int64_t Certificate::NotAfter() const { return AsnTimeToEpoch(X509_get0_notAfter(cert_.get())); }
 
-bool Certificate::IsCa() const { return X509_check_ca(cert_.get()) != 0; }
+bool Certificate::IsCa() const { return X509_check_ca(native()) != 0; }
 
 PublicKey Certificate::Key() const { return key_; }
 

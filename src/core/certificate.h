@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -78,13 +79,22 @@ class Certificate {
 
   bool operator==(const Certificate& other) const { return ToDer() == other.ToDer(); }
 
-  X509* native() const { return cert_.get(); }
+  // native returns the certificate as OpenSSL's X509, fully parsed (for one made by
+  // `FromSigned`, parsed again from its DER on first use).
+  X509* native() const;
 
  private:
   static Result<Certificate> Wrap(OsslPtr<X509> cert);
   Certificate(std::shared_ptr<X509> cert, PublicKey key)
       : cert_(std::move(cert)), key_(std::move(key)) {}
+  // A certificate built in memory carries its subject key as bytes only (OpenSSL's decoders
+  // are not run on the issuance path), so OpenSSL APIs that need the key get a parsed copy.
+  struct Reparsed {
+    std::once_flag once;
+    OsslPtr<X509> x509;
+  };
   std::shared_ptr<X509> cert_;
+  std::shared_ptr<Reparsed> reparsed_;
   PublicKey key_;
 };
 

@@ -8,8 +8,10 @@ namespace {
 Error SqliteError(sqlite3* db, int rc, std::string_view what) {
   Code code = Code::kUnavailable;
   int primary = rc & 0xff;
-  if (primary == SQLITE_CONSTRAINT) {
+  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
     code = Code::kAlreadyExists;
+  } else if (primary == SQLITE_CONSTRAINT) {
+    code = Code::kFailedPrecondition;  // CHECK, NOT NULL, foreign key or trigger refused it
   } else if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
     code = Code::kDataLoss;
   } else if (primary == SQLITE_MISUSE || primary == SQLITE_ERROR || primary == SQLITE_RANGE) {

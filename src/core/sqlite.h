@@ -32,7 +32,8 @@ class Statement {
   Statement& BindNull(int index);
 
   // Step runs the statement: true if a row is available, false when done.
-  // kAlreadyExists on a constraint violation, kUnavailable if busy or on I/O errors.
+  // kAlreadyExists on a primary-key or unique violation, kFailedPrecondition on another
+  // constraint (CHECK, foreign key, trigger), kUnavailable if busy or on I/O errors.
   Result<bool> Step();
   // Run steps to completion, for statements that return no rows.
   Status Run();
