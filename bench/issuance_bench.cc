@@ -191,9 +191,10 @@ int main(int argc, char** argv) {
   double sign_us = 1e6 / r["BM_EvpSignP256"];
   double verify_us = 1e6 / r["BM_EvpVerifyP256"];
   double limit = 1e6 / (sign_us + verify_us);
-  std::printf("\nP-256 on this core: sign %.1f us, verify %.1f us -> crypto limit %.0f "
-              "issuances/s (one verify + one sign each)\n",
-              sign_us, verify_us, limit);
+  std::printf(
+      "\nP-256 on this core: sign %.1f us, verify %.1f us -> crypto limit %.0f "
+      "issuances/s (one verify + one sign each)\n",
+      sign_us, verify_us, limit);
   for (const auto& [name, rate] : r) {
     if (name.rfind("BM_Issue", 0) == 0) {
       std::printf("  %-28s %8.0f certificates/s = %5.1f%% of the crypto limit\n", name.c_str(),

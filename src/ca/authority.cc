@@ -148,9 +148,9 @@ Result<Certificate> Authority::AddCustomer(const std::string& name,
   subject.organization = options.organization.empty() ? name : options.organization;
   subject.common_name = subject.organization + " Device CA";
   ProfileLimits limits = LimitsFor(Profile::kCustomerCa);
-  auto cert = root->SignCustomerCa(key->Public(), subject,
-                                   options.validity.value_or(limits.default_validity),
-                                   options.no_expiry);
+  auto cert =
+      root->SignCustomerCa(key->Public(), subject,
+                           options.validity.value_or(limits.default_validity), options.no_expiry);
   if (!cert) {
     return cert.error();
   }
@@ -174,8 +174,7 @@ Result<Certificate> Authority::AddCustomer(const std::string& name,
   if (auto s = WriteFileAtomic(CustomerCertPath(name), cert->ToPem(), 0644); !s) {
     return s.error();
   }
-  if (auto s = WriteFileAtomic(CustomerChainPath(name), cert->ToPem() + root_.ToPem(), 0644);
-      !s) {
+  if (auto s = WriteFileAtomic(CustomerChainPath(name), cert->ToPem() + root_.ToPem(), 0644); !s) {
     return s.error();
   }
   return cert;
@@ -215,9 +214,9 @@ Result<Certificate> Authority::CustomerCertificate(const std::string& name) {
           known += c.name;
         }
       }
-      return Error(Code::kNotFound, "unknown customer '" + name + "'" +
-                                        (known.empty() ? " (no customers yet)"
-                                                       : " (customers: " + known + ")"));
+      return Error(Code::kNotFound,
+                   "unknown customer '" + name + "'" +
+                       (known.empty() ? " (no customers yet)" : " (customers: " + known + ")"));
     }
     return a.error();
   }
@@ -248,13 +247,12 @@ Result<Issuer> Authority::IssuerFor(const std::string& name) {
     return key.error();
   }
   if (!(key->Public() == cert->Key())) {
-    return Error(Code::kDataLoss,
-                 "key of customer '" + name + "' does not match its certificate");
+    return Error(Code::kDataLoss, "key of customer '" + name + "' does not match its certificate");
   }
   return Issuer(name, std::move(*cert), std::move(*key), log_.get(), clock_);
 }
 
-Result<IssuedRecord> Authority::Revoke(const std::string& serial, RevocationReason reason) {
+Result<std::string> NormalizeSerial(std::string_view serial) {
   std::string normalized;
   for (char c : serial) {
     if (c != ':') {
@@ -269,13 +267,30 @@ Result<IssuedRecord> Authority::Revoke(const std::string& serial, RevocationReas
   while (normalized.size() > 2 && normalized.compare(0, 2, "00") == 0) {
     normalized.erase(0, 2);
   }
-  if (auto bytes = HexDecode(normalized); !bytes || normalized.empty()) {
-    return Error(Code::kInvalidArgument, "serial '" + serial + "' is not a hex number");
+  if (normalized.empty() || !HexDecode(normalized)) {
+    return Error(Code::kInvalidArgument,
+                 "serial '" + std::string(serial) + "' is not a hex number");
   }
-  if (auto s = log_->Revoke(normalized, reason, clock_->Now()); !s) {
+  return normalized;
+}
+
+Result<IssuedRecord> Authority::Find(const std::string& serial) {
+  auto normalized = NormalizeSerial(serial);
+  if (!normalized) {
+    return normalized.error();
+  }
+  return log_->Find(*normalized);
+}
+
+Result<IssuedRecord> Authority::Revoke(const std::string& serial, RevocationReason reason) {
+  auto normalized = NormalizeSerial(serial);
+  if (!normalized) {
+    return normalized.error();
+  }
+  if (auto s = log_->Revoke(*normalized, reason, clock_->Now()); !s) {
     return s.error();
   }
-  return log_->Find(normalized);
+  return log_->Find(*normalized);
 }
 
 Result<Crl> Authority::MakeCrl(const std::string& name, int64_t validity) {

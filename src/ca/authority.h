@@ -55,6 +55,10 @@ struct CustomerInfo {
 // other than "root".
 Status ValidateCustomerName(std::string_view name);
 
+// NormalizeSerial turns a hex serial in any common spelling into the log's form (lowercase,
+// whole octets, no leading zero octet). kInvalidArgument if it is not hex.
+Result<std::string> NormalizeSerial(std::string_view serial);
+
 // Authority is one CA directory. Not thread-safe.
 class Authority {
  public:
@@ -82,6 +86,11 @@ class Authority {
 
   // IssuerFor loads the key of authority `name` ("root" or a customer) and returns its Issuer.
   Result<Issuer> IssuerFor(const std::string& name);
+
+  // Find returns the issuance record of `serial`, given in hex as `ca list` or
+  // `openssl x509 -serial` print it (any case, optional ':' separators and leading zeros).
+  // kInvalidArgument if it is not hex; kNotFound if no such certificate was issued.
+  Result<IssuedRecord> Find(const std::string& serial);
 
   // Revoke marks a certificate revoked. kNotFound, kFailedPrecondition as IssuanceLog::Revoke.
   Result<IssuedRecord> Revoke(const std::string& serial, RevocationReason reason);

@@ -14,15 +14,16 @@ namespace {
 using ::hallmark::testing::HasError;
 using ::hallmark::testing::IsOk;
 using ::hallmark::testing::TempDir;
-using ::testing::HasSubstr;
 using testing::CaTest;
+using ::testing::HasSubstr;
 using testing::MakeCsr;
 using testing::MakeKey;
 
 class AuthorityTest : public CaTest {
  protected:
   Certificate IssueDevice(const std::string& customer, const std::string& serial,
-                          Profile profile = Profile::kDevice, std::optional<int64_t> validity = {}) {
+                          Profile profile = Profile::kDevice,
+                          std::optional<int64_t> validity = {}) {
     auto issuer = ca_->IssuerFor(customer);
     EXPECT_TRUE(issuer.has_value());
     auto issued = issuer->Issue(
@@ -142,10 +143,10 @@ TEST_F(AuthorityTest, DetectsAKeyThatDoesNotMatchItsCertificate) {
 TEST_F(AuthorityTest, KeyLeftByACrashedCustomerAddIsReplaced) {
   // A crash after writing the key but before the log commit leaves an orphan key file.
   auto orphan = MakeKey("p256");
-  ASSERT_THAT(WriteFileAtomic(CaDir() + "/keys/customer-initech.key",
-                              orphan.ToPem(SecretAccess::Grant())->view(SecretAccess::Grant()),
-                              0600),
-              IsOk());
+  ASSERT_THAT(
+      WriteFileAtomic(CaDir() + "/keys/customer-initech.key",
+                      orphan.ToPem(SecretAccess::Grant())->view(SecretAccess::Grant()), 0600),
+      IsOk());
   auto cert = ca_->AddCustomer("initech", {});
   ASSERT_THAT(cert, IsOk());
   EXPECT_FALSE(cert->Key() == orphan.Public());
@@ -156,8 +157,8 @@ TEST(AuthorityPassphraseTest, EncryptedKeysNeedTheRightPassphrase) {
   TempDir dir;
   FakeClock clock(testing::kNow);
   {
-    auto ca = Authority::Init(dir.path(), {}, SecretBytes(std::string_view("correct horse")),
-                              &clock);
+    auto ca =
+        Authority::Init(dir.path(), {}, SecretBytes(std::string_view("correct horse")), &clock);
     ASSERT_THAT(ca, IsOk());
     ASSERT_THAT(ca->AddCustomer("acme", {}), IsOk());
   }

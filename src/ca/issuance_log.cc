@@ -276,13 +276,13 @@ Status IssuanceLog::Revoke(const std::string& serial, RevocationReason reason, i
     return found.error();
   }
   if (found->revoked_at.has_value()) {
-    return Error(Code::kFailedPrecondition,
-                 "certificate " + serial + " was already revoked at " +
-                     std::to_string(*found->revoked_at) + " (" +
-                     std::string(RevocationReasonName(found->reason)) + ")");
+    return Error(Code::kFailedPrecondition, "certificate " + serial + " was already revoked at " +
+                                                FormatTime(*found->revoked_at) + " (" +
+                                                std::string(RevocationReasonName(found->reason)) +
+                                                ")");
   }
-  auto st = db_.Prepare(
-      "UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?");
+  auto st =
+      db_.Prepare("UPDATE certificates SET revoked_at = ?, revocation_reason = ? WHERE serial = ?");
   if (!st) {
     return st.error();
   }

@@ -15,8 +15,8 @@ constexpr int kSerialAttempts = 3;
 
 Status ValidateSerialNumber(const std::string& serial) {
   if (serial.empty() || serial.size() > 64) {
-    return Error(Code::kInvalidArgument, "serial number must be 1 to 64 characters, got " +
-                                             std::to_string(serial.size()));
+    return Error(Code::kInvalidArgument,
+                 "serial number must be 1 to 64 characters, got " + std::to_string(serial.size()));
   }
   if (!IsPrintableString(serial)) {
     return Error(Code::kInvalidArgument,
@@ -76,8 +76,7 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
   if (now < not_before_ || now > not_after_) {
     return Error(Code::kFailedPrecondition,
                  "CA '" + name_ + "' is not valid now: it is valid from " +
-                     FormatTime(not_before_) + " to " +
-                     FormatTime(not_after_));
+                     FormatTime(not_before_) + " to " + FormatTime(not_after_));
   }
   if (request.profile != Profile::kDevice && request.profile != Profile::kServer &&
       request.profile != Profile::kOperational) {
@@ -93,9 +92,9 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
     return Error(Code::kPermissionDenied, "CSR " + s.error().message());
   }
   if (csr.RequestsCa()) {
-    return Error(Code::kPermissionDenied,
-                 "CSR asks for basicConstraints CA:TRUE; the " + profile_name +
-                     " profile issues end-entity certificates only");
+    return Error(Code::kPermissionDenied, "CSR asks for basicConstraints CA:TRUE; the " +
+                                              profile_name +
+                                              " profile issues end-entity certificates only");
   }
 
   std::vector<std::string> notes;
@@ -141,9 +140,10 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
     }
     for (const SubjectAltName& san : sans) {
       if (san.type == SubjectAltName::Type::kUri) {
-        return Error(Code::kInvalidArgument, "server profile allows only DNS and IP "
-                                             "subjectAltNames, not " +
-                                                 FormatSubjectAltName(san));
+        return Error(Code::kInvalidArgument,
+                     "server profile allows only DNS and IP "
+                     "subjectAltNames, not " +
+                         FormatSubjectAltName(san));
       }
     }
     t.subject.common_name = sans.front().value;
@@ -195,9 +195,11 @@ Result<std::pair<CertificateTemplate, std::vector<std::string>>> Issuer::Authori
   t.not_before = std::max(now - kBackdate, not_before_);
   bool capped = false;
   t.not_after = ClampValidity(now, validity, request.no_expiry, not_after_, &capped);
-  if (capped) {
-    notes.push_back("notAfter capped at the issuing CA's notAfter (" +
-                    FormatTime(not_after_) + ")");
+  // A device IDevID lives as long as its issuer by default; say so only when the caller asked
+  // for more.
+  if (capped && (request.validity.has_value() || request.no_expiry)) {
+    notes.push_back("notAfter capped at the issuing CA's notAfter (" + FormatTime(not_after_) +
+                    ")");
   }
   return std::make_pair(std::move(t), std::move(notes));
 }
@@ -256,9 +258,9 @@ std::vector<Result<Issued>> Issuer::IssueBatch(std::span<const IssueRequest> req
   if (all_or_nothing && refused > 0) {
     for (Pending& p : pending) {
       if (!p.error.has_value()) {
-        p.error = Error(Code::kFailedPrecondition,
-                        "not issued: " + std::to_string(refused) +
-                            " other request(s) in the batch were refused");
+        p.error =
+            Error(Code::kFailedPrecondition, "not issued: " + std::to_string(refused) +
+                                                 " other request(s) in the batch were refused");
       }
     }
   }

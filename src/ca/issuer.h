@@ -94,9 +94,8 @@ class Issuer {
 
   // IssueCustomerCa signs an intermediate for `subject_key` (the root's job). Not recorded: the
   // caller records it together with the new authority.
-  Result<Certificate> SignCustomerCa(const PublicKey& subject_key,
-                                     const DistinguishedName& subject, int64_t validity,
-                                     bool no_expiry);
+  Result<Certificate> SignCustomerCa(const PublicKey& subject_key, const DistinguishedName& subject,
+                                     int64_t validity, bool no_expiry);
 
   const std::string& name() const { return name_; }
   const Certificate& certificate() const { return certificate_; }

@@ -14,10 +14,10 @@ namespace {
 
 using ::hallmark::testing::HasError;
 using ::hallmark::testing::IsOk;
+using testing::CaTest;
 using ::testing::Contains;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::CaTest;
 using testing::MakeCsr;
 using testing::MakeKey;
 
@@ -55,7 +55,7 @@ TEST_F(IssuerTest, IssuesDeviceCertificateWithClientAuthAndSerialNumber) {
   EXPECT_EQ(X509_get_key_usage(x), static_cast<uint32_t>(KU_DIGITAL_SIGNATURE));
   EXPECT_EQ(X509_get_extended_key_usage(x), static_cast<uint32_t>(XKU_SSL_CLIENT));
   EXPECT_THAT(VerifiesAsAcmeDevice(cert), IsOk());
-  EXPECT_THAT(issued->notes, Contains(HasSubstr("capped")));
+  EXPECT_THAT(issued->notes, IsEmpty());
 }
 
 TEST_F(IssuerTest, DeviceCertificateFromAnotherCustomerDoesNotVerifyAgainstAcmeAnchor) {
@@ -80,6 +80,7 @@ TEST_F(IssuerTest, DeviceCertificateNeverOutlivesItsIssuer) {
   auto issued = acme_->Issue(r);
   ASSERT_THAT(issued, IsOk());
   EXPECT_EQ(issued->certificate.NotAfter(), acme_cert_->NotAfter());
+  EXPECT_THAT(issued->notes, Contains(HasSubstr("capped")));
 }
 
 TEST_F(IssuerTest, DeviceCertificateHasNoWellDefinedExpirationWhenTheChainAllows) {
@@ -122,14 +123,17 @@ TEST_F(IssuerTest, ServerProfileUsesGivenSubjectAltNames) {
   ASSERT_THAT(issued, IsOk());
   EXPECT_EQ(X509_get_extended_key_usage(issued->certificate.native()),
             static_cast<uint32_t>(XKU_SSL_SERVER));
-  EXPECT_EQ(X509_check_host(issued->certificate.native(), "device.example.com", 0, 0, nullptr),
-            1);
+  EXPECT_EQ(X509_check_host(issued->certificate.native(), "device.example.com", 0, 0, nullptr), 1);
   EXPECT_EQ(X509_check_ip_asc(issued->certificate.native(), "127.0.0.1", 0), 1);
 }
 
 TEST_F(IssuerTest, ServerProfileTakesValidatedSubjectAltNamesFromTheCsr) {
   IssueRequest r{MakeCsr(MakeKey("p256"), "", {{"subjectAltName", "DNS:srv.example.com"}}),
-                 Profile::kServer, {}, {}, {}, false};
+                 Profile::kServer,
+                 {},
+                 {},
+                 {},
+                 false};
   auto issued = acme_->Issue(r);
   ASSERT_THAT(issued, IsOk());
   EXPECT_EQ(issued->certificate.SubjectAttribute("CN"), "srv.example.com");
@@ -142,8 +146,7 @@ struct RefusedCase {
   std::string message;
 };
 
-class IssuerRefusalTest : public IssuerTest,
-                          public ::testing::WithParamInterface<RefusedCase> {};
+class IssuerRefusalTest : public IssuerTest, public ::testing::WithParamInterface<RefusedCase> {};
 
 TEST_P(IssuerRefusalTest, RefusesAndLogsNothing) {
   const RefusedCase& c = GetParam();
@@ -153,7 +156,9 @@ TEST_P(IssuerRefusalTest, RefusesAndLogsNothing) {
   EXPECT_EQ(IssuedCount("acme"), before);
 }
 
-IssueRequest Device(const Csr& csr) { return IssueRequest{csr, Profile::kDevice, {}, {}, {}, false}; }
+IssueRequest Device(const Csr& csr) {
+  return IssueRequest{csr, Profile::kDevice, {}, {}, {}, false};
+}
 
 INSTANTIATE_TEST_SUITE_P(
     Attacks, IssuerRefusalTest,
@@ -189,14 +194,14 @@ INSTANTIATE_TEST_SUITE_P(
                     Code::kInvalidArgument, "PrintableString"},
         RefusedCase{"ServerWithoutSan",
                     [] {
-                      return IssueRequest{MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {},
-                                          {}, false};
+                      return IssueRequest{
+                          MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {}, {}, false};
                     },
                     Code::kInvalidArgument, "requires a subjectAltName"},
         RefusedCase{"ServerWithUriSan",
                     [] {
-                      IssueRequest r{MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {}, {},
-                                     false};
+                      IssueRequest r{
+                          MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {}, {}, false};
                       r.subject_alt_names = {*ParseSubjectAltName("uri:urn:x:y")};
                       return r;
                     },
@@ -204,30 +209,35 @@ INSTANTIATE_TEST_SUITE_P(
         RefusedCase{"ServerSanMismatchWithCsr",
                     [] {
                       IssueRequest r{MakeCsr(MakeKey("p256"), "", {{"subjectAltName", "DNS:a.b"}}),
-                                     Profile::kServer, {}, {}, {}, false};
+                                     Profile::kServer,
+                                     {},
+                                     {},
+                                     {},
+                                     false};
                       r.subject_alt_names = {*ParseSubjectAltName("dns:c.d")};
                       return r;
                     },
                     Code::kInvalidArgument, "differ"},
-        RefusedCase{"OperationalValidityAboveMaximum",
-                    [] {
-                      IssueRequest r{MakeCsr(MakeKey("p256"), "SN"), Profile::kOperational, {},
-                                     {}, 91 * 86400, false};
-                      return r;
-                    },
-                    Code::kOutOfRange, "maximum of 90d"},
+        RefusedCase{
+            "OperationalValidityAboveMaximum",
+            [] {
+              IssueRequest r{
+                  MakeCsr(MakeKey("p256"), "SN"), Profile::kOperational, {}, {}, 91 * 86400, false};
+              return r;
+            },
+            Code::kOutOfRange, "maximum of 90d"},
         RefusedCase{"ServerWithoutExpiry",
                     [] {
-                      IssueRequest r{MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {}, {},
-                                     true};
+                      IssueRequest r{
+                          MakeCsr(MakeKey("p256"), ""), Profile::kServer, {}, {}, {}, true};
                       r.subject_alt_names = {*ParseSubjectAltName("dns:a.b")};
                       return r;
                     },
                     Code::kInvalidArgument, "without expiry"},
         RefusedCase{"CaProfileFromCsr",
                     [] {
-                      return IssueRequest{MakeCsr(MakeKey("p256"), "SN"), Profile::kCustomerCa,
-                                          {}, {}, {}, false};
+                      return IssueRequest{
+                          MakeCsr(MakeKey("p256"), "SN"), Profile::kCustomerCa, {}, {}, {}, false};
                     },
                     Code::kInvalidArgument, "cannot be issued from a CSR"}),
     [](const ::testing::TestParamInfo<RefusedCase>& p) { return p.param.name; });
@@ -244,9 +254,9 @@ INSTANTIATE_TEST_SUITE_P(AllowedKeys, IssuerKeyTypeTest,
                          ::testing::Values("p256", "p384", "ed25519", "rsa2048"));
 
 TEST_F(IssuerTest, IgnoresRequestedExtensionsAndSaysSo) {
-  IssueRequest r = Device(MakeCsr(MakeKey("p256"), "SN-E",
-                                  {{"extendedKeyUsage", "serverAuth,codeSigning"},
-                                   {"keyUsage", "critical,keyCertSign"}}));
+  IssueRequest r = Device(MakeCsr(
+      MakeKey("p256"), "SN-E",
+      {{"extendedKeyUsage", "serverAuth,codeSigning"}, {"keyUsage", "critical,keyCertSign"}}));
   auto issued = acme_->Issue(r);
   ASSERT_THAT(issued, IsOk());
   EXPECT_EQ(X509_get_extended_key_usage(issued->certificate.native()),
@@ -314,9 +324,8 @@ TEST_F(IssuerTest, NoCertificateIsHandedOutWhenTheLogCannotRecordIt) {
 }
 
 TEST_F(IssuerTest, AllOrNothingBatchIssuesNothingWhenOneRequestIsBad) {
-  std::vector<IssueRequest> requests = {DeviceRequest("SN-1"),
-                                        Device(MakeCsr(MakeKey("rsa1024"), "SN-2")),
-                                        DeviceRequest("SN-3")};
+  std::vector<IssueRequest> requests = {
+      DeviceRequest("SN-1"), Device(MakeCsr(MakeKey("rsa1024"), "SN-2")), DeviceRequest("SN-3")};
   int64_t before = IssuedCount("acme");
   auto results = acme_->IssueBatch(requests, /*all_or_nothing=*/true);
   EXPECT_THAT(results[0], HasError(Code::kFailedPrecondition, HasSubstr("not issued")));

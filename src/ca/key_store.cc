@@ -63,8 +63,9 @@ Result<PrivateKey> FileKeyStore::Load(std::string_view label) {
   if (!key) {
     if (key.error().code() == Code::kFailedPrecondition) {
       return Error(Code::kFailedPrecondition,
-                   "key " + path + " is encrypted; give its passphrase with --passphrase-file "
-                                   "or HALLMARK_PASSPHRASE_FILE");
+                   "key " + path +
+                       " is encrypted; give its passphrase with --passphrase-file "
+                       "or HALLMARK_PASSPHRASE_FILE");
     }
     return key.error().WithContext("key " + path);
   }

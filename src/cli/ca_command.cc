@@ -53,10 +53,14 @@ json CertJson(const Certificate& c) {
 }
 
 json RecordJson(const ca::IssuedRecord& r) {
-  json j = {{"serial", r.serial},       {"issuer", r.issuer},
-            {"profile", r.profile},     {"subject", r.subject},
-            {"device_id", r.device_id}, {"not_before", FormatTime(r.not_before)},
-            {"not_after", FormatTime(r.not_after)}, {"issued_at", FormatTime(r.issued_at)},
+  json j = {{"serial", r.serial},
+            {"issuer", r.issuer},
+            {"profile", r.profile},
+            {"subject", r.subject},
+            {"device_id", r.device_id},
+            {"not_before", FormatTime(r.not_before)},
+            {"not_after", FormatTime(r.not_after)},
+            {"issued_at", FormatTime(r.issued_at)},
             {"revoked", r.revoked_at.has_value()}};
   if (r.revoked_at.has_value()) {
     j["revoked_at"] = FormatTime(*r.revoked_at);
@@ -159,8 +163,8 @@ void AddCustomer(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     if (!cert) {
       return cert.error();
     }
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     json j = CertJson(*cert);
     j["customer"] = a->name;
     j["certificate_path"] = authority->CustomerCertPath(a->name);
@@ -227,7 +231,9 @@ void AddIssue(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
       ->required();
   cmd->add_option("--serial", opts->serial,
                   "Device serial number (must match the CSR's serialNumber if it has one)");
-  cmd->add_option("--san", opts->sans, "subjectAltName for server certificates: dns:NAME, ip:ADDR");
+  cmd->add_option("--san", opts->sans,
+                  "subjectAltName for server certificates: dns:NAME, ip:ADDR (repeatable)")
+      ->allow_extra_args(false);  // one value per --san, so a CSR path after it stays a CSR
   cmd->add_option("--validity", opts->validity, "Validity, e.g. 397d (default: the profile's)");
   cmd->add_flag("--no-expiry", opts->no_expiry,
                 "Device profile: notAfter 99991231235959Z (capped at the issuer's notAfter)");
@@ -260,9 +266,10 @@ void AddIssue(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     // Parse every CSR before touching the CA, so one bad file costs nothing.
     std::vector<ca::IssueRequest> requests;
     for (const std::string& path : opts->csrs) {
-      Result<std::string> bytes = path == "-" ? Result<std::string>(std::string(
-                                                    std::istreambuf_iterator<char>(std::cin), {}))
-                                              : ReadFile(path);
+      Result<std::string> bytes =
+          path == "-"
+              ? Result<std::string>(std::string(std::istreambuf_iterator<char>(std::cin), {}))
+              : ReadFile(path);
       if (!bytes) {
         return bytes.error();
       }
@@ -288,16 +295,15 @@ void AddIssue(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     std::string refusals;
     for (size_t i = 0; i < results.size(); ++i) {
       if (!results[i] && results[i].error().code() != Code::kFailedPrecondition) {
-        refusals += (refusals.empty() ? "" : "; ") + opts->csrs[i] + ": " +
-                    results[i].error().message();
+        refusals +=
+            (refusals.empty() ? "" : "; ") + opts->csrs[i] + ": " + results[i].error().message();
       }
     }
     if (!refusals.empty()) {
       // Report the first refusal's code, naming every refused file.
       for (auto& r : results) {
         if (!r && r.error().code() != Code::kFailedPrecondition) {
-          return Error(r.error().code(),
-                       (results.size() > 1 ? "nothing issued: " : "") + refusals,
+          return Error(r.error().code(), (results.size() > 1 ? "nothing issued: " : "") + refusals,
                        r.error().detail());
         }
       }
@@ -337,12 +343,10 @@ void AddIssue(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
       for (const std::string& note : results[i]->notes) {
         std::cerr << "hallmark: note: " << opts->csrs[i] << ": " << note << "\n";
       }
-      if (!dest.empty() || ctx.json) {
-        arr.push_back(j);
-      }
       if (dest.empty()) {
-        arr.back()["pem"] = pem;
+        j["pem"] = pem;
       }
+      arr.push_back(std::move(j));
     }
     Succeed(ctx, json{{"issued", arr}}, h.str());
     return OkStatus();
@@ -448,7 +452,8 @@ void AddList(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--customer", opts->customer, "Only those issued by this customer's CA");
-  cmd->add_option("--limit", opts->limit, "At most this many")->capture_default_str()
+  cmd->add_option("--limit", opts->limit, "At most this many")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   cmd->callback(Run(ctx, [&ctx, o, opts]() -> Status {
     auto authority = OpenAuthority(*o);
@@ -462,7 +467,8 @@ void AddList(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     json arr = json::array();
     std::ostringstream h;
     h << std::left << std::setw(34) << "SERIAL" << std::setw(12) << "ISSUER" << std::setw(13)
-      << "PROFILE" << std::setw(9) << "STATUS" << "SUBJECT\n";
+      << "PROFILE" << std::setw(9) << "STATUS"
+      << "SUBJECT\n";
     for (const ca::IssuedRecord& r : *records) {
       arr.push_back(RecordJson(r));
       h << std::left << std::setw(34) << r.serial << std::setw(12) << r.issuer << std::setw(13)
@@ -482,7 +488,7 @@ void AddShow(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     if (!authority) {
       return authority.error();
     }
-    auto r = authority->log().Find(*serial);
+    auto r = authority->Find(*serial);
     if (!r) {
       return r.error();
     }

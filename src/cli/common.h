@@ -4,9 +4,8 @@
 #define HALLMARK_CLI_COMMON_H_
 
 #include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 

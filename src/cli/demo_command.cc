@@ -92,8 +92,7 @@ Result<std::pair<int, std::string>> Demo::Openssl(const std::vector<std::string>
   std::istringstream lines(text);
   for (std::string line; std::getline(lines, line);) {
     if (line.find("error") != std::string::npos && line.find("lookup") != std::string::npos) {
-      best = line.substr(line.find("lookup:") == std::string::npos ? 0
-                                                                    : line.find("lookup:") + 8);
+      best = line.substr(line.find("lookup:") == std::string::npos ? 0 : line.find("lookup:") + 8);
       break;
     }
     if (best.empty() && !line.empty()) {
@@ -126,8 +125,8 @@ Status Demo::MakeCa() {
       return cert.error();
     }
     double ms = tc.Ms();
-    std::cout << "      customer " << std::left << std::setw(7) << name << cert->Subject()
-              << "  (" << std::setprecision(1) << ms << " ms)\n";
+    std::cout << "      customer " << std::left << std::setw(7) << name << cert->Subject() << "  ("
+              << std::setprecision(1) << ms << " ms)\n";
     summary_["customer_ca_ms"][name] = ms;
   }
   return OkStatus();
@@ -194,12 +193,13 @@ Status Demo::MakeDevices() {
       return s;
     }
   }
-  std::cout << "      issued " << results.size() << " ACME IDevIDs in one transaction: "
-            << std::setprecision(1) << ms << " ms (" << std::setprecision(0)
-            << static_cast<double>(results.size()) / (ms / 1000.0) << " per second, CSR checks and log included)\n";
+  std::cout << "      issued " << results.size()
+            << " ACME IDevIDs in one transaction: " << std::setprecision(1) << ms << " ms ("
+            << std::setprecision(0) << static_cast<double>(results.size()) / (ms / 1000.0)
+            << " per second, CSR checks and log included)\n";
   const Certificate& first = results.front()->certificate;
-  std::cout << "      e.g. " << first.Subject() << ", serial " << first.SerialHex()
-            << ", notAfter " << FormatTime(first.NotAfter()) << "\n";
+  std::cout << "      e.g. " << first.Subject() << ", serial " << first.SerialHex() << ", notAfter "
+            << FormatTime(first.NotAfter()) << "\n";
   summary_["devices_issued"] = results.size();
   summary_["issue_batch_ms"] = ms;
 
@@ -221,8 +221,7 @@ Status Demo::MakeDevices() {
   if (!gcert) {
     return gcert.error();
   }
-  return WriteFileAtomic(DevicePath(globex_device_, "cert.pem"), gcert->certificate.ToPem(),
-                         0644);
+  return WriteFileAtomic(DevicePath(globex_device_, "cert.pem"), gcert->certificate.ToPem(), 0644);
 }
 
 Status Demo::VerifyWithOpenssl() {
@@ -333,10 +332,10 @@ Status Demo::Refusals() {
     try_csr("RSA-1024 CSR made by openssl req", text ? *text : "");
   }
   std::string ca_req = dir_ + "/ca-request.csr";
-  made = RunProcess({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
-                     "ec_paramgen_curve:P-256", "-nodes", "-keyout", "/dev/null", "-subj",
-                     "/serialNumber=ROGUE-1", "-addext", "basicConstraints=critical,CA:TRUE",
-                     "-out", ca_req});
+  made =
+      RunProcess({"openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", "/dev/null", "-subj", "/serialNumber=ROGUE-1", "-addext",
+                  "basicConstraints=critical,CA:TRUE", "-out", ca_req});
   if (made && made->exit_code == 0) {
     auto text = ReadFile(ca_req);
     try_csr("CSR asking for CA:TRUE", text ? *text : "");
@@ -382,17 +381,19 @@ Status Demo::Run() {
                  "the demo checks its certificates with the openssl command; install it "
                  "(apt-get install openssl)");
   }
-  for (auto step : {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation,
-                    &Demo::Refusals}) {
+  for (auto step :
+       {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation, &Demo::Refusals}) {
     if (Status s = (this->*step)(); !s) {
       return s;
     }
   }
   std::cout << "\n"
             << (failures_ == 0 ? "All checks came out as expected."
-                               : std::to_string(failures_) + " check(s) did NOT come out as "
-                                                             "expected.")
-            << "\nTry it yourself:\n  openssl x509 -in " << DevicePath(acme_devices_.front(), "cert.pem")
+                               : std::to_string(failures_) +
+                                     " check(s) did NOT come out as "
+                                     "expected.")
+            << "\nTry it yourself:\n  openssl x509 -in "
+            << DevicePath(acme_devices_.front(), "cert.pem")
             << " -noout -text\n  hallmark ca list --dir " << dir_ << "/ca\n";
   return OkStatus();
 }

@@ -68,7 +68,9 @@ void AddCsr(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--serial", opts->serial, "Device serial number (subject serialNumber)");
   cmd->add_option("--cn", opts->cn, "Subject common name (default: the serial number)");
-  cmd->add_option("--san", opts->sans, "subjectAltName to request: dns:NAME, ip:ADDR, uri:URI");
+  cmd->add_option("--san", opts->sans,
+                  "subjectAltName to request: dns:NAME, ip:ADDR, uri:URI (repeatable)")
+      ->allow_extra_args(false);  // one value per --san, so a CSR path after it stays a CSR
   cmd->add_option("--out", opts->out, "Write the CSR here (default: standard output)");
   cmd->callback(Run(ctx, [&ctx, o, opts]() -> Status {
     std::vector<SubjectAltName> sans;

@@ -1,6 +1,5 @@
 // hallmark: provable device identities for IoT fleets. One binary, many subcommands.
 #include <CLI/CLI.hpp>
-
 #include <exception>
 #include <iostream>
 

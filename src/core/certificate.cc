@@ -139,7 +139,9 @@ Bytes Certificate::ToDer() const {
   return der;
 }
 
-std::string Certificate::Subject() const { return NameToString(X509_get_subject_name(cert_.get())); }
+std::string Certificate::Subject() const {
+  return NameToString(X509_get_subject_name(cert_.get()));
+}
 
 std::string Certificate::Issuer() const { return NameToString(X509_get_issuer_name(cert_.get())); }
 
@@ -180,7 +182,10 @@ int64_t Certificate::NotBefore() const { return AsnTimeToEpoch(X509_get0_notBefo
 
 int64_t Certificate::NotAfter() const { return AsnTimeToEpoch(X509_get0_notAfter(cert_.get())); }
 
-bool Certificate::IsCa() const { return X509_check_ca(native()) != 0; }
+bool Certificate::IsCa() const {
+  uint32_t flags = X509_get_extension_flags(native());
+  return (flags & EXFLAG_BCONS) != 0 && (flags & EXFLAG_CA) != 0;
+}
 
 PublicKey Certificate::Key() const { return key_; }
 
@@ -231,8 +236,7 @@ Status VerifyCertificate(const Certificate& leaf, std::span<const Certificate> i
     int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
     return Error(Code::kUnauthenticated,
-                 std::string("certificate does not verify: ") +
-                     X509_verify_cert_error_string(err));
+                 std::string("certificate does not verify: ") + X509_verify_cert_error_string(err));
   }
   return OkStatus();
 }

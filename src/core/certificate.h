@@ -71,7 +71,8 @@ class Certificate {
   std::string SerialHex() const;
   int64_t NotBefore() const;
   int64_t NotAfter() const;
-  // IsCa reports whether basicConstraints says cA=TRUE.
+  // IsCa reports whether the certificate has basicConstraints with cA=TRUE (keyUsage alone, or
+  // a v1 certificate, does not make a CA here).
   bool IsCa() const;
   PublicKey Key() const;
   // Sha256Fingerprint is the lowercase hex SHA-256 of the DER encoding.
@@ -103,8 +104,8 @@ std::string ChainToPem(std::span<const Certificate> chain);
 
 // VerifyOptions controls `VerifyCertificate`.
 struct VerifyOptions {
-  int64_t at_time = 0;          // 0 = now
-  bool partial_chain = false;   // accept a chain ending at a non-self-signed anchor
+  int64_t at_time = 0;         // 0 = now
+  bool partial_chain = false;  // accept a chain ending at a non-self-signed anchor
   bool require_client_auth = false;
 };
 

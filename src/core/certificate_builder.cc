@@ -114,6 +114,10 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
   if (tmpl.not_after <= tmpl.not_before) {
     return Error(Code::kInvalidArgument, "notAfter must be later than notBefore");
   }
+  if (tmpl.key_usage == 0) {
+    // RFC 5280 section 4.2.1.3: a keyUsage extension must have at least one bit set.
+    return Error(Code::kInvalidArgument, "keyUsage must have at least one bit set");
+  }
   if (!tmpl.is_ca && tmpl.path_len.has_value()) {
     return Error(Code::kInvalidArgument, "pathLenConstraint is only allowed on a CA");
   }
@@ -133,9 +137,8 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
   if (!serial || X509_set_version(cert.get(), X509_VERSION_3) != 1 ||
       X509_set_serialNumber(cert.get(), serial.get()) != 1 ||
       X509_set_subject_name(cert.get(), subject->get()) != 1 ||
-      X509_set_issuer_name(cert.get(), issuer != nullptr
-                                           ? X509_get_subject_name(issuer->native())
-                                           : subject->get()) != 1 ||
+      X509_set_issuer_name(cert.get(), issuer != nullptr ? X509_get_subject_name(issuer->native())
+                                                         : subject->get()) != 1 ||
       !CopySpki(subject_key, X509_get_X509_PUBKEY(cert.get()))) {
     return OsslError("building certificate");
   }
@@ -157,8 +160,7 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
       return OsslError("setting pathLenConstraint");
     }
   }
-  if (auto s = AddExtension(cert.get(), NID_basic_constraints, true, bc.get(),
-                            "basicConstraints");
+  if (auto s = AddExtension(cert.get(), NID_basic_constraints, true, bc.get(), "basicConstraints");
       !s) {
     return s.error();
   }

@@ -79,6 +79,9 @@ Result<Crl> Crl::FromDer(std::span<const uint8_t> der) {
   if (!crl) {
     return OsslError(Code::kInvalidArgument, "bytes are not a DER CRL");
   }
+  if (p != der.data() + der.size()) {
+    return Error(Code::kInvalidArgument, "CRL DER has trailing bytes");
+  }
   return Crl(std::shared_ptr<X509_CRL>(crl.release(), X509_CRL_free));
 }
 
@@ -98,7 +101,8 @@ Bytes Crl::ToDer() const {
 
 std::string Crl::Issuer() const {
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), X509_CRL_get_issuer(crl_.get()), 0, XN_FLAG_RFC2253);
+  X509_NAME_print_ex(bio.get(), X509_CRL_get_issuer(crl_.get()), 0,
+                     XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
   return BioToString(bio.get());
 }
 
@@ -119,8 +123,8 @@ size_t Crl::RevokedCount() const {
 Status Crl::VerifySignature(const Certificate& issuer) const {
   EVP_PKEY* key = X509_get0_pubkey(issuer.native());
   if (key == nullptr || X509_CRL_verify(crl_.get(), key) != 1) {
-    return OsslError(Code::kUnauthenticated, "CRL signature does not verify against " +
-                                                 issuer.Subject());
+    return OsslError(Code::kUnauthenticated,
+                     "CRL signature does not verify against " + issuer.Subject());
   }
   return OkStatus();
 }

@@ -33,8 +33,8 @@ bool IsValidDnsName(std::string_view name) {
       return false;
     }
     for (char c : label) {
-      bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                c == '-';
+      bool ok =
+          (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
       if (!ok) {
         return false;
       }
@@ -184,9 +184,8 @@ Result<Csr> Csr::FromDer(std::span<const uint8_t> der) {
                      "CSR is neither PEM nor a valid DER certificate request");
   }
   if (p != der.data() + der.size()) {
-    return Error(Code::kInvalidArgument, "CSR DER has " +
-                                             std::to_string(der.data() + der.size() - p) +
-                                             " trailing bytes");
+    return Error(Code::kInvalidArgument,
+                 "CSR DER has " + std::to_string(der.data() + der.size() - p) + " trailing bytes");
   }
   if (ASN1_INTEGER_get(req->info->version) != 0) {
     return Error(Code::kInvalidArgument, "CSR version is not v1 (0)");
@@ -258,8 +257,8 @@ Result<Csr> Csr::Create(const PrivateKey& key, const DistinguishedName& subject,
       int type = san.type == SubjectAltName::Type::kDns  ? GEN_DNS
                  : san.type == SubjectAltName::Type::kIp ? GEN_IPADD
                                                          : GEN_URI;
-      OsslPtr<GENERAL_NAME> gn(a2i_GENERAL_NAME(nullptr, nullptr, nullptr, type,
-                                                san.value.c_str(), 0));
+      OsslPtr<GENERAL_NAME> gn(
+          a2i_GENERAL_NAME(nullptr, nullptr, nullptr, type, san.value.c_str(), 0));
       if (!gn || sk_GENERAL_NAME_push(names.get(), gn.get()) <= 0) {
         return OsslError(Code::kInvalidArgument, "cannot encode " + FormatSubjectAltName(san));
       }
@@ -314,8 +313,7 @@ Status Csr::VerifySignature() const {
 
 std::string Csr::Subject() const {
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  X509_NAME_print_ex(bio.get(), req_->info->subject, 0,
-                     XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  X509_NAME_print_ex(bio.get(), req_->info->subject, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
   return BioToString(bio.get());
 }
 

@@ -36,8 +36,8 @@ std::string FormatSubjectAltName(const SubjectAltName& san);
 
 // RequestedExtension is an extension a CSR asks for.
 struct RequestedExtension {
-  std::string oid;    // dotted OID
-  std::string name;   // OpenSSL's short name, or the OID if unknown
+  std::string oid;   // dotted OID
+  std::string name;  // OpenSSL's short name, or the OID if unknown
   bool critical = false;
 };
 

@@ -32,14 +32,13 @@ Result<Bytes> HexDecode(std::string_view hex) {
   int high = -1;
   for (size_t i = 0; i < hex.size(); ++i) {
     char c = hex[i];
-    if (c == ':' && high < 0 && i > 0 && i + 1 < hex.size()) {
+    if (c == ':' && high < 0 && i > 0 && i + 1 < hex.size() && hex[i - 1] != ':') {
       continue;
     }
     int v = nibble(c);
     if (v < 0) {
-      return Error(Code::kInvalidArgument,
-                   "invalid hex character '" + std::string(1, c) + "' at offset " +
-                       std::to_string(i));
+      return Error(Code::kInvalidArgument, "invalid hex character '" + std::string(1, c) +
+                                               "' at offset " + std::to_string(i));
     }
     if (high < 0) {
       high = v;
@@ -72,6 +71,13 @@ Result<Bytes> Base64Decode(std::string_view text) {
   }
   if (clean.size() % 4 != 0) {
     return Error(Code::kInvalidArgument, "base64 text length is not a multiple of 4");
+  }
+  // Padding may only close the text: at most two '=' and nothing after them.
+  size_t first_pad = clean.find('=');
+  if (first_pad != std::string::npos &&
+      (first_pad < clean.size() - 2 ||
+       clean.find_first_not_of('=', first_pad) != std::string::npos)) {
+    return Error(Code::kInvalidArgument, "base64 padding '=' is only allowed at the end");
   }
   Bytes out(clean.size() / 4 * 3);
   int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(clean.data()),

@@ -15,7 +15,7 @@ namespace hallmark {
 namespace {
 
 Error ErrnoError(std::string_view what, const std::string& path, int err) {
-  Code code = err == ENOENT ? Code::kNotFound
+  Code code = err == ENOENT                     ? Code::kNotFound
               : (err == EACCES || err == EPERM) ? Code::kPermissionDenied
                                                 : Code::kUnavailable;
   return Error(code, std::string(what) + " " + path + ": " + std::strerror(err));
@@ -121,9 +121,8 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mo
   }
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp = (dir / ("." + target.filename().string() + ".tmp-" +
-                            HexEncode(RandomBytes(6))))
-                        .string();
+  std::string tmp =
+      (dir / ("." + target.filename().string() + ".tmp-" + HexEncode(RandomBytes(6)))).string();
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (fd.get() < 0) {
     return ErrnoError("cannot create", tmp, errno);

@@ -27,7 +27,8 @@ Result<SecretBytes> ReadSecretFile(const std::string& path);
 // WriteFileAtomic writes `data` to `path` with permissions `mode` so that a crash leaves either
 // the old file or the complete new one: it writes a temporary file in the same directory, fsyncs
 // it, renames it over `path` and fsyncs the directory. If `exclusive`, fails with kAlreadyExists
-// when `path` exists. kUnavailable on I/O errors; nothing is left behind on failure.
+// when `path` exists; kNotFound if the directory does not exist; kUnavailable on other I/O
+// errors. Nothing is left behind on failure.
 Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mode,
                        bool exclusive = false);
 

@@ -153,8 +153,8 @@ Result<OsslPtr<EVP_PKEY>> ImportEcPublicKey(const char* group, const unsigned ch
   OsslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   OSSL_PARAM params[] = {
       OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, const_cast<char*>(group), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                        const_cast<unsigned char*>(point), point_len),
+      OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<unsigned char*>(point),
+                                        point_len),
       OSSL_PARAM_construct_end(),
   };
   EVP_PKEY* out = nullptr;
@@ -215,6 +215,14 @@ Result<OsslPtr<EVP_PKEY>> DecodeKey(const HALLMARK_SPKI& spki, std::span<const u
     if (group == nullptr) {
       return Error(Code::kInvalidArgument, "EC public key uses an unknown curve");
     }
+    // SEC 1 section 2.3.3: 0x00 alone is the point at infinity, for which OpenSSL's ECDSA
+    // verification accepts forged signatures; 0x06/0x07 are the hybrid forms. Only compressed
+    // (0x02, 0x03) and uncompressed (0x04) points are keys.
+    if (bits_len < 2 || (bits[0] != 0x02 && bits[0] != 0x03 && bits[0] != 0x04)) {
+      return Error(Code::kInvalidArgument,
+                   std::string("EC public key is not a valid point on ") + group +
+                       " (the point at infinity or an unsupported encoding)");
+    }
     EVP_PKEY* tmpl = EcTemplate(curve);
     OsslPtr<EVP_PKEY> out;
     if (tmpl != nullptr) {
@@ -237,8 +245,7 @@ Result<OsslPtr<EVP_PKEY>> DecodeKey(const HALLMARK_SPKI& spki, std::span<const u
     if (ptype != V_ASN1_UNDEF) {
       return Error(Code::kInvalidArgument, "Ed25519 public key has algorithm parameters");
     }
-    OsslPtr<EVP_PKEY> out(
-        EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bits, bits_len));
+    OsslPtr<EVP_PKEY> out(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bits, bits_len));
     if (!out) {
       return OsslError(Code::kInvalidArgument, "Ed25519 public key is not 32 bytes");
     }
@@ -304,10 +311,23 @@ Result<PublicKey> PublicKey::FromDer(std::span<const uint8_t> spki) {
   if (!x509_pubkey) {
     return OsslError("X509_PUBKEY_new");
   }
-  if (auto s = internal::SetSpkiParams(x509_pubkey.get(), parsed->algor,
-                                       ASN1_STRING_get0_data(parsed->public_key),
-                                       ASN1_STRING_length(parsed->public_key));
-      !s) {
+  const unsigned char* bits = ASN1_STRING_get0_data(parsed->public_key);
+  int bits_len = ASN1_STRING_length(parsed->public_key);
+  // A compressed EC point is the same key as its uncompressed form; store the uncompressed form
+  // so that one key has one device ID.
+  unsigned char uncompressed[1 + 2 * 66];
+  if (bits_len > 0 && (bits[0] == 0x02 || bits[0] == 0x03) && EVP_PKEY_is_a(key->get(), "EC")) {
+    size_t len = 0;
+    if (EVP_PKEY_set_utf8_string_param(key->get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       "uncompressed") != 1 ||
+        EVP_PKEY_get_octet_string_param(key->get(), OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY,
+                                        uncompressed, sizeof(uncompressed), &len) != 1) {
+      return OsslError("decompressing EC public key");
+    }
+    bits = uncompressed;
+    bits_len = static_cast<int>(len);
+  }
+  if (auto s = internal::SetSpkiParams(x509_pubkey.get(), parsed->algor, bits, bits_len); !s) {
     return s.error();
   }
   // Re-encode so that the device ID is computed over canonical DER.
@@ -343,8 +363,8 @@ KeyAlgorithm PublicKey::Algorithm() const {
     a.family = KeyAlgorithm::Family::kEc;
     char group[64] = {0};
     size_t len = 0;
-    if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
-                                       &len) == 1) {
+    if (EVP_PKEY_get_utf8_string_param(k, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), &len) ==
+        1) {
       std::string g(group, len);
       if (g == "prime256v1" || g == "P-256") {
         a.curve = "P-256";
@@ -372,12 +392,12 @@ KeyAlgorithm PublicKey::Algorithm() const {
 
 Status PublicKey::Verify(std::span<const uint8_t> data, std::span<const uint8_t> signature) const {
   OsslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(key_.get()), nullptr,
-                                   key_.get()) != 1) {
+  if (!ctx ||
+      EVP_DigestVerifyInit(ctx.get(), nullptr, DigestFor(key_.get()), nullptr, key_.get()) != 1) {
     return OsslError("EVP_DigestVerifyInit");
   }
-  if (EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(),
-                       data.size()) != 1) {
+  if (EVP_DigestVerify(ctx.get(), signature.data(), signature.size(), data.data(), data.size()) !=
+      1) {
     return OsslError(Code::kUnauthenticated, "signature does not verify");
   }
   return OkStatus();
@@ -460,9 +480,8 @@ Result<std::string> PrivateKey::ToEncryptedPem(const SecretBytes& passphrase) co
   }
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
   std::string_view p = passphrase.view(SecretAccess::Grant());
-  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), EVP_aes_256_cbc(),
-                                            p.data(), static_cast<int>(p.size()), nullptr,
-                                            nullptr) != 1) {
+  if (!bio || PEM_write_bio_PKCS8PrivateKey(bio.get(), key_.get(), EVP_aes_256_cbc(), p.data(),
+                                            static_cast<int>(p.size()), nullptr, nullptr) != 1) {
     return OsslError("encrypting private key");
   }
   return BioToString(bio.get());
@@ -472,8 +491,7 @@ const EVP_MD* PrivateKey::SigningDigest() const { return DigestFor(key_.get()); 
 
 Result<Bytes> PrivateKey::Sign(std::span<const uint8_t> data) const {
   OsslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
-  if (!ctx ||
-      EVP_DigestSignInit(ctx.get(), nullptr, SigningDigest(), nullptr, key_.get()) != 1) {
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, SigningDigest(), nullptr, key_.get()) != 1) {
     return OsslError("EVP_DigestSignInit");
   }
   size_t len = 0;

@@ -32,8 +32,8 @@ std::string_view KeyTypeName(KeyType type);
 struct KeyAlgorithm {
   enum class Family { kEc, kEd25519, kEd448, kRsa, kOther };
   Family family = Family::kOther;
-  int bits = 0;        // security-relevant size: curve bits or RSA modulus bits
-  std::string curve;   // EC only: "P-256", "P-384", "P-521", or OpenSSL's name otherwise
+  int bits = 0;       // security-relevant size: curve bits or RSA modulus bits
+  std::string curve;  // EC only: "P-256", "P-384", "P-521", or OpenSSL's name otherwise
   // Describe returns "EC P-256", "Ed25519", "RSA-2048", ...
   std::string Describe() const;
 };
@@ -91,8 +91,7 @@ class PrivateKey {
   // FromPem parses a PKCS#8 or traditional PEM private key. With `passphrase`, decrypts an
   // "ENCRYPTED PRIVATE KEY". kFailedPrecondition if the key is encrypted and no passphrase was
   // given; kPermissionDenied if the passphrase is wrong; kInvalidArgument if it does not parse.
-  static Result<PrivateKey> FromPem(std::string_view pem,
-                                    const SecretBytes* passphrase = nullptr);
+  static Result<PrivateKey> FromPem(std::string_view pem, const SecretBytes* passphrase = nullptr);
   // FromDer parses an unencrypted PKCS#8 DER private key.
   static Result<PrivateKey> FromDer(std::span<const uint8_t> der);
   // FromNative takes ownership of `key`, for keys loaded by hardware back ends.

@@ -22,10 +22,10 @@ namespace hallmark {
 template <typename T>
 struct Deleter;
 
-#define HALLMARK_OSSL_DELETER(type, free_fn)          \
-  template <>                                         \
-  struct Deleter<type> {                              \
-    void operator()(type* p) const { free_fn(p); }    \
+#define HALLMARK_OSSL_DELETER(type, free_fn)       \
+  template <>                                      \
+  struct Deleter<type> {                           \
+    void operator()(type* p) const { free_fn(p); } \
   }
 
 HALLMARK_OSSL_DELETER(BIO, BIO_free_all);

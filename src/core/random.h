@@ -3,9 +3,8 @@
 #define HALLMARK_CORE_RANDOM_H_
 
 #include <cstddef>
-#include <vector>
-
 #include <cstdint>
+#include <vector>
 
 namespace hallmark {
 

@@ -17,8 +17,8 @@ Error SqliteError(sqlite3* db, int rc, std::string_view what) {
   } else if (primary == SQLITE_MISUSE || primary == SQLITE_ERROR || primary == SQLITE_RANGE) {
     code = Code::kInternal;
   }
-  std::string msg = std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db)
-                                                              : sqlite3_errstr(rc));
+  std::string msg =
+      std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   return Error(code, msg);
 }
 
@@ -95,8 +95,8 @@ int64_t Statement::ColumnInt(int col) const { return sqlite3_column_int64(stmt_,
 std::string Statement::ColumnText(int col) const {
   const unsigned char* p = sqlite3_column_text(stmt_, col);
   int n = sqlite3_column_bytes(stmt_, col);
-  return p == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(p),
-                                                    static_cast<size_t>(n));
+  return p == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
 }
 
 Bytes Statement::ColumnBlob(int col) const {
@@ -113,17 +113,16 @@ bool Statement::ColumnIsNull(int col) const {
 
 Result<Database> Database::Open(const std::string& path) {
   sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   Database db(raw);
   if (rc != SQLITE_OK) {
     return SqliteError(raw, rc, "cannot open database " + path);
   }
   sqlite3_busy_timeout(raw, 5000);
   sqlite3_extended_result_codes(raw, 1);
-  Status s = db.Exec(
-      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
+  Status s = db.Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;");
   if (!s) {
     return s.error().WithContext("cannot open database " + path);
   }

@@ -3,7 +3,6 @@
 #define HALLMARK_TESTS_INTEGRATION_CLI_RUNNER_H_
 
 #include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
 

@@ -51,10 +51,10 @@ class TempDir {
 
 }  // namespace hallmark::testing
 
-#define ASSERT_OK_AND_ASSIGN(lhs, expr)                                   \
-  auto HALLMARK_CONCAT(result_, __LINE__) = (expr);                       \
-  ASSERT_TRUE(HALLMARK_CONCAT(result_, __LINE__).has_value())             \
-      << HALLMARK_CONCAT(result_, __LINE__).error();                      \
+#define ASSERT_OK_AND_ASSIGN(lhs, expr)                       \
+  auto HALLMARK_CONCAT(result_, __LINE__) = (expr);           \
+  ASSERT_TRUE(HALLMARK_CONCAT(result_, __LINE__).has_value()) \
+      << HALLMARK_CONCAT(result_, __LINE__).error();          \
   lhs = std::move(HALLMARK_CONCAT(result_, __LINE__)).value()
 #define HALLMARK_CONCAT_INNER(a, b) a##b
 #define HALLMARK_CONCAT(a, b) HALLMARK_CONCAT_INNER(a, b)

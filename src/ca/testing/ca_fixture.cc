@@ -35,15 +35,13 @@ Csr MakeCsr(const PrivateKey& key, const std::string& serial,
   X509_NAME* name = X509_REQ_get_subject_name(req.get());
   if (!serial.empty()) {
     X509_NAME_add_entry_by_NID(name, NID_serialNumber, MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>(serial.c_str()), -1, -1,
-                               0);
+                               reinterpret_cast<const unsigned char*>(serial.c_str()), -1, -1, 0);
   }
   X509_REQ_set_pubkey(req.get(), key.native());
   if (!extensions.empty()) {
     OsslPtr<STACK_OF(X509_EXTENSION)> exts(sk_X509_EXTENSION_new_null());
     for (const auto& [ext_name, value] : extensions) {
-      X509_EXTENSION* ext =
-          X509V3_EXT_conf(nullptr, nullptr, ext_name.c_str(), value.c_str());
+      X509_EXTENSION* ext = X509V3_EXT_conf(nullptr, nullptr, ext_name.c_str(), value.c_str());
       if (ext == nullptr) {
         throw std::runtime_error("bad extension " + ext_name + "=" + value);
       }
