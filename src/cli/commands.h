@@ -11,6 +11,8 @@ namespace hallmark::cli {
 void AddCaCommands(CLI::App& app, Context& ctx);
 void AddDeviceCommands(CLI::App& app, Context& ctx);
 void AddDemoCommand(CLI::App& app, Context& ctx);
+void AddRegistryCommands(CLI::App& app, Context& ctx);
+void AddServeCommand(CLI::App& app, Context& ctx);
 
 }  // namespace hallmark::cli
 

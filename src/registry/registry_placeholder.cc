@@ -1,0 +1,2 @@
+// Replaced by the registry implementation.
+namespace hallmark::registry {}

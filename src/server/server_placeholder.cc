@@ -1,0 +1,2 @@
+// Replaced by the server implementation.
+namespace hallmark::server {}
