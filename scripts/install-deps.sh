@@ -8,11 +8,11 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   # libraries
   libssl-dev libsqlite3-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
-  libspdlog-dev libfmt-dev
+  libspdlog-dev libfmt-dev libboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # interop peers used by the tests and the demo
-  openssl sqlite3 procps
+  openssl sqlite3 procps curl
 )
 
 SUDO=""

@@ -6,9 +6,12 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/certificate.h"
+#include "core/clock.h"
 #include "core/csr.h"
+#include "core/duration.h"
 #include "core/file.h"
 #include "device/key_store.h"
+#include "device/tls_client.h"
 
 namespace hallmark::cli {
 namespace {
@@ -178,6 +181,112 @@ void AddId(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
   }));
 }
 
+void AddHello(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
+  auto* cmd = dev->add_subcommand(
+      "hello", "Ask the owner's server \"is that you?\" over mutual TLS 1.3 (GET /v1/hello)");
+  struct Opts {
+    std::string server;
+    std::vector<std::string> trust;
+    std::string cert;
+    std::string server_name;
+    std::string timeout = "10s";
+  };
+  auto opts = std::make_shared<Opts>();
+  cmd->add_option("--server", opts->server, "HOST:PORT of the server")->required();
+  cmd->add_option("--trust", opts->trust,
+                  "Pinned server CA or server certificate (PEM); nothing else is trusted")
+      ->required()
+      ->allow_extra_args(false);
+  cmd->add_option("--cert", opts->cert,
+                  "Device certificate chain (PEM); default: a self-signed certificate over the key "
+                  "(enough for the registry policy)");
+  cmd->add_option("--server-name", opts->server_name,
+                  "Name the server certificate must carry (default: HOST)");
+  cmd->add_option("--timeout", opts->timeout, "Connect and I/O timeout")->capture_default_str();
+  cmd->callback(Run(ctx, [&ctx, o, opts]() -> Status {
+    size_t colon = opts->server.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == opts->server.size()) {
+      return Error(Code::kInvalidArgument,
+                   "--server must be HOST:PORT, got '" + opts->server + "'");
+    }
+    device::ClientOptions client;
+    client.host = opts->server.substr(0, colon);
+    if (client.host.size() > 2 && client.host.front() == '[' && client.host.back() == ']') {
+      client.host = client.host.substr(1, client.host.size() - 2);
+    }
+    int port = 0;
+    try {
+      port = std::stoi(opts->server.substr(colon + 1));
+    } catch (const std::exception&) {
+      port = -1;
+    }
+    if (port <= 0 || port > 65535) {
+      return Error(Code::kInvalidArgument, "invalid port in --server '" + opts->server + "'");
+    }
+    client.port = static_cast<uint16_t>(port);
+    client.server_name = opts->server_name;
+    auto timeout = ParseDuration(opts->timeout);
+    if (!timeout) {
+      return timeout.error();
+    }
+    client.timeout = std::chrono::seconds(*timeout);
+    for (const std::string& path : opts->trust) {
+      auto pem = ReadFile(path);
+      if (!pem) {
+        return pem.error();
+      }
+      auto certs = Certificate::ChainFromPem(*pem);
+      if (!certs) {
+        return certs.error().WithContext(path);
+      }
+      client.trust.insert(client.trust.end(), certs->begin(), certs->end());
+    }
+    auto store = OpenStore(*o);
+    if (!store) {
+      return store.error();
+    }
+    auto key = store->Load();
+    if (!key) {
+      return key.error();
+    }
+    std::vector<Certificate> chain;
+    if (!opts->cert.empty()) {
+      auto pem = ReadFile(opts->cert);
+      if (!pem) {
+        return pem.error();
+      }
+      auto certs = Certificate::ChainFromPem(*pem);
+      if (!certs) {
+        return certs.error().WithContext(opts->cert);
+      }
+      chain = std::move(*certs);
+    } else {
+      auto self = device::SelfSignedCertificate(*key, SystemClock());
+      if (!self) {
+        return self.error();
+      }
+      chain.push_back(std::move(*self));
+    }
+    auto reply = device::Get(*key, chain, client, "/v1/hello");
+    if (!reply) {
+      return reply.error();
+    }
+    auto body = json::parse(reply->body, nullptr, false);
+    if (reply->status != 200 || body.is_discarded()) {
+      return Error(Code::kUnavailable,
+                   "server answered HTTP " + std::to_string(reply->status) + ": " + reply->body);
+    }
+    body["server_subject"] = reply->server_subject;
+    std::string human = "The server (" + reply->server_subject +
+                        ") says: " + body.value("message", std::string()) +
+                        "\n  device id: " + body.value("device_id", std::string()) +
+                        "\n  policy:    " + body.value("policy", std::string()) +
+                        "\n  owner:     " + body.value("owner", std::string()) + "\n";
+    Succeed(ctx, body, human);
+    return OkStatus();
+  }));
+}
+
 }  // namespace
 
 void AddDeviceCommands(CLI::App& app, Context& ctx) {
@@ -189,6 +298,7 @@ void AddDeviceCommands(CLI::App& app, Context& ctx) {
   AddKeygen(dev, ctx, o);
   AddCsr(dev, ctx, o);
   AddId(dev, ctx, o);
+  AddHello(dev, ctx, o);
 }
 
 }  // namespace hallmark::cli

@@ -1,8 +1,114 @@
 // `hallmark serve`: the mutual-TLS server.
+#include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <memory>
+#include <thread>
+
 #include "cli/commands.h"
+#include "cli/common.h"
+#include "core/clock.h"
+#include "server/config.h"
+#include "server/server.h"
 
 namespace hallmark::cli {
+namespace {
 
-void AddServeCommand(CLI::App& /*app*/, Context& /*ctx*/) {}
+using nlohmann::json;
+
+// OpenServingDirectory opens the registry for the server: read-only use, registrar public key.
+Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const std::string& db,
+                                                                  const std::string& registrar) {
+  (void)db;
+  (void)registrar;
+  return Error(Code::kFailedPrecondition, "the registry is not wired into serve yet");
+}
+
+std::string EndpointText(const server::Endpoint& e) {
+  return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" +
+         std::to_string(e.port);
+}
+
+Status Serve(Context& ctx, const std::string& config_path, const std::string& log_level) {
+  auto config = server::LoadConfig(config_path);
+  if (!config) {
+    return config.error();
+  }
+  auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") {
+    return Error(Code::kInvalidArgument,
+                 "unknown log level '" + log_level + "' (trace, debug, info, warn, error, off)");
+  }
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("hallmark"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+  spdlog::set_level(level);
+
+  std::unique_ptr<registry::Directory> directory;
+  if (!config->registry_db.empty()) {
+    auto opened = OpenServingDirectory(config->registry_db, config->registrar_public_key);
+    if (!opened) {
+      return opened.error().WithContext("registry");
+    }
+    directory = std::move(*opened);
+  }
+  auto srv = server::Server::Create(*config, directory.get(), &SystemClock());
+  if (!srv) {
+    return srv.error();
+  }
+  // Signals are taken by one thread with sigwait; the workers never see them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (auto s = (*srv)->Start(); !s) {
+    return s;
+  }
+  json ready = {{"event", "ready"}, {"listeners", json::array()}};
+  for (const server::BoundListener& l : (*srv)->Listeners()) {
+    ready["listeners"].push_back({{"policy", l.policy}, {"listen", EndpointText(l.endpoint)}});
+    spdlog::info("event=listening policy={} address={}", l.policy, EndpointText(l.endpoint));
+  }
+  if (auto admin = (*srv)->Admin(); admin.has_value()) {
+    ready["admin"] = EndpointText(*admin);
+    spdlog::info("event=listening admin={}", EndpointText(*admin));
+  }
+  // One line on stdout says the server is ready and where; scripts and tests wait for it.
+  std::cout << ready.dump() << std::endl;
+  server::Server* raw = srv->get();
+  std::thread waiter([raw, signals]() {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    spdlog::info("event=stopping signal={}", sig);
+    raw->Stop();
+  });
+  raw->Run();
+  // Wake the waiter if Run returned for another reason.
+  pthread_kill(waiter.native_handle(), SIGTERM);
+  waiter.join();
+  spdlog::info("event=stopped handshakes={}", raw->metrics().handshakes());
+  ctx.exit_code = kExitOk;
+  return OkStatus();
+}
+
+}  // namespace
+
+void AddServeCommand(CLI::App& app, Context& ctx) {
+  auto* cmd = app.add_subcommand("serve", "Run the mutual-TLS server (devices say hello here)");
+  struct Opts {
+    std::string config = "hallmark.toml";
+    std::string log_level = "info";
+  };
+  auto opts = std::make_shared<Opts>();
+  cmd->add_option("--config", opts->config, "Server configuration (TOML)")->capture_default_str();
+  cmd->add_option("--log-level", opts->log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+  cmd->footer(
+      "Prints one JSON line {\"event\":\"ready\",...} on stdout once listening (port 0 in the "
+      "config picks a free port and reports it there). Logs go to stderr. SIGINT/SIGTERM stop.");
+  cmd->callback(Run(ctx, [&ctx, opts]() { return Serve(ctx, opts->config, opts->log_level); }));
+}
 
 }  // namespace hallmark::cli

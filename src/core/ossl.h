@@ -7,6 +7,7 @@
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -35,6 +36,8 @@ HALLMARK_OSSL_DELETER(EVP_PKEY_CTX, EVP_PKEY_CTX_free);
 HALLMARK_OSSL_DELETER(EVP_MD_CTX, EVP_MD_CTX_free);
 HALLMARK_OSSL_DELETER(EVP_MD, EVP_MD_free);
 HALLMARK_OSSL_DELETER(X509, X509_free);
+HALLMARK_OSSL_DELETER(SSL_CTX, SSL_CTX_free);
+HALLMARK_OSSL_DELETER(SSL, SSL_free);
 HALLMARK_OSSL_DELETER(X509_REQ, X509_REQ_free);
 HALLMARK_OSSL_DELETER(X509_CRL, X509_CRL_free);
 HALLMARK_OSSL_DELETER(X509_REVOKED, X509_REVOKED_free);

@@ -18,11 +18,6 @@
 
 namespace hallmark {
 
-// PrintTo lets gMock show a command's outcome when an expectation fails.
-inline void PrintTo(const ProcessResult& r, std::ostream* os) {
-  *os << "{exit " << r.exit_code << ", stdout: \"" << r.out << "\", stderr: \"" << r.err << "\"}";
-}
-
 namespace testing {
 namespace {
 
@@ -32,49 +27,6 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
-
-// Succeeds matches a command that exited 0.
-MATCHER(Succeeds, "exits 0") {
-  if (arg.exit_code == 0) {
-    return true;
-  }
-  *result_listener << "exited " << arg.exit_code << "; stderr: " << arg.err;
-  return false;
-}
-
-// FailsWith(code, stderr_matcher) matches a command that exited `code` with a matching stderr.
-MATCHER_P2(FailsWith, code, stderr_matcher,
-           "exits " + ::testing::PrintToString(code) + " with a matching message") {
-  if (arg.exit_code != code) {
-    *result_listener << "exited " << arg.exit_code << "; stderr: " << arg.err;
-    return false;
-  }
-  return ::testing::ExplainMatchResult(stderr_matcher, arg.err, result_listener);
-}
-
-// CaseName names a parameterized test after its table row.
-template <typename Case>
-std::string CaseName(const ::testing::TestParamInfo<Case>& row) {
-  return row.param.test_name;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteText(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
-
-ProcessResult Openssl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"openssl"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return Run(argv);
-}
 
 std::vector<std::string> P256() { return {"-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"}; }
 
@@ -944,7 +896,7 @@ TEST_P(PassphraseTest, IssuesOnlyWithTheRightPassphrase) {
   }
   argv.insert(argv.end(),
               {"issue", csr_, "--customer", "acme", "--profile", "device", "--out", cert});
-  ProcessResult r = ::hallmark::testing::Run(argv);
+  ProcessResult r = ::hallmark::testing::RunCommand(argv);
   if (c.exit_code == 0) {
     ASSERT_THAT(r, Succeeds());
     EXPECT_THAT(Openssl({"verify", "-CAfile", dir_ + "/root.pem", "-untrusted",

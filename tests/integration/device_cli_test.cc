@@ -15,11 +15,6 @@
 
 namespace hallmark {
 
-// PrintTo lets gMock show a command's outcome when an expectation fails.
-inline void PrintTo(const ProcessResult& r, std::ostream* os) {
-  *os << "{exit " << r.exit_code << ", stdout: \"" << r.out << "\", stderr: \"" << r.err << "\"}";
-}
-
 namespace testing {
 namespace {
 
@@ -28,49 +23,6 @@ using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
 using ::testing::Not;
-
-// Succeeds matches a command that exited 0.
-MATCHER(Succeeds, "exits 0") {
-  if (arg.exit_code == 0) {
-    return true;
-  }
-  *result_listener << "exited " << arg.exit_code << "; stderr: " << arg.err;
-  return false;
-}
-
-// FailsWith(code, stderr_matcher) matches a command that exited `code` with a matching stderr.
-MATCHER_P2(FailsWith, code, stderr_matcher,
-           "exits " + ::testing::PrintToString(code) + " with a matching message") {
-  if (arg.exit_code != code) {
-    *result_listener << "exited " << arg.exit_code << "; stderr: " << arg.err;
-    return false;
-  }
-  return ::testing::ExplainMatchResult(stderr_matcher, arg.err, result_listener);
-}
-
-// CaseName names a parameterized test after its table row.
-template <typename Case>
-std::string CaseName(const ::testing::TestParamInfo<Case>& row) {
-  return row.param.test_name;
-}
-
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void WriteText(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << data;
-}
-
-ProcessResult Openssl(const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"openssl"};
-  argv.insert(argv.end(), args.begin(), args.end());
-  return Run(argv);
-}
 
 // OpensslDeviceId computes what the device ID must be, with openssl only: the SHA-256 of the
 // DER SubjectPublicKeyInfo of the key in `key_pem`, in lowercase hex.
@@ -277,7 +229,8 @@ TEST_F(DeviceCliTest, CsrWithoutOutGoesToStdout) {
   ProcessResult r = Device({"csr", "--serial", "SN-1"});
   ASSERT_THAT(r, Succeeds());
   EXPECT_THAT(r.out, HasSubstr("-----BEGIN CERTIFICATE REQUEST-----"));
-  ProcessResult verify = ::hallmark::testing::Run({"openssl", "req", "-verify", "-noout"}, r.out);
+  ProcessResult verify =
+      ::hallmark::testing::RunCommand({"openssl", "req", "-verify", "-noout"}, r.out);
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
 
   ProcessResult j = DeviceJson({"csr", "--serial", "SN-1"});
@@ -337,8 +290,8 @@ TEST_F(DeviceCliTest, EncryptedKeyNeedsTheRightPassphrase) {
               Succeeds());
   EXPECT_EQ(Json(Hallmark({"--json", "device", "id", "--csr", csr}))["device_id"], id);
   ProcessResult env =
-      ::hallmark::testing::Run({"env", "HALLMARK_PASSPHRASE_FILE=" + pass, HALLMARK_BINARY,
-                                "--json", "device", "--key", key_, "id"});
+      ::hallmark::testing::RunCommand({"env", "HALLMARK_PASSPHRASE_FILE=" + pass, HALLMARK_BINARY,
+                                       "--json", "device", "--key", key_, "id"});
   ASSERT_THAT(env, Succeeds());
   EXPECT_EQ(Json(env)["device_id"], id);
 }

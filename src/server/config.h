@@ -1,0 +1,83 @@
+// ServerConfig: what `hallmark serve --config hallmark.toml` reads.
+//
+//   [server]
+//   certificate = "server-chain.pem"   # leaf first, then the customer intermediate
+//   private_key = "server.key"
+//   threads = 2                        # worker threads (default: cores)
+//
+//   [limits]
+//   handshake_timeout_ms = 5000
+//   idle_timeout_s = 300
+//   max_connections = 10000
+//   max_header_bytes = 8192
+//
+//   [registry]                         # needed by the registry policy
+//   db = "registry.db"
+//   registrar_public_key = "registrar.pub"
+//   refresh_interval_ms = 250
+//
+//   [admin]
+//   listen = "127.0.0.1:9100"          # /metrics and /healthz, loopback only
+//
+//   [[listener]]
+//   listen = "127.0.0.1:8443"
+//   policy = "ca"                      # or "registry"
+//   anchors = ["acme-ca.pem"]          # ca: the customer's intermediate(s)
+//   crls = ["acme.crl"]                # ca: optional
+#ifndef HALLMARK_SERVER_CONFIG_H_
+#define HALLMARK_SERVER_CONFIG_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace hallmark::server {
+
+struct Endpoint {
+  std::string host;
+  uint16_t port = 0;  // 0: pick a free port (reported when the server is ready)
+};
+
+// ParseEndpoint accepts "HOST:PORT" and "[V6]:PORT".
+Result<Endpoint> ParseEndpoint(std::string_view text);
+
+struct ListenerConfig {
+  Endpoint listen;
+  std::string policy;  // "ca" or "registry"
+  std::vector<std::string> anchors;
+  std::vector<std::string> crls;
+};
+
+struct ServerConfig {
+  std::string certificate;
+  std::string private_key;
+  std::string passphrase_file;
+  int threads = 0;
+
+  std::chrono::milliseconds handshake_timeout{5000};
+  std::chrono::seconds idle_timeout{300};
+  size_t max_connections = 10000;
+  uint32_t max_header_bytes = 8192;
+
+  std::string registry_db;
+  std::string registrar_public_key;
+  std::chrono::milliseconds registry_refresh{250};
+
+  std::optional<Endpoint> admin;
+  std::vector<ListenerConfig> listeners;
+};
+
+// LoadConfig reads and checks a TOML file. Relative paths are resolved against the file's
+// directory. kInvalidArgument names the key and the problem; kNotFound if the file is missing.
+Result<ServerConfig> LoadConfig(const std::string& path);
+
+// ParseConfig parses TOML text; `base_dir` resolves relative paths.
+Result<ServerConfig> ParseConfig(std::string_view toml, const std::string& base_dir);
+
+}  // namespace hallmark::server
+
+#endif  // HALLMARK_SERVER_CONFIG_H_

@@ -1,2 +1,0 @@
-// Replaced by the server implementation.
-namespace hallmark::server {}

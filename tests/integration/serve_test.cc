@@ -1,0 +1,380 @@
+// Integration tests for `hallmark serve`: a real server process on 127.0.0.1, real certificates
+// from `hallmark ca`, and clients nobody here wrote (curl, openssl s_client) next to hallmark's
+// own device client. Each attack is refused; its legitimate twin says hello.
+#include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "integration/cli_runner.h"
+#include "integration/server_process.h"
+#include "testing/matchers.h"
+
+namespace hallmark::testing {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Shared world: one CA, one server, many devices. Built once for the suite (issuing takes real
+// key generation; the server is started once and stopped by PID at the end).
+class ServeTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite();
+  static void TearDownTestSuite();
+
+  static std::string P(const std::string& name) { return dir_->path() + "/" + name; }
+  static std::string Url(const std::string& path) {
+    return "https://localhost:" + std::to_string(port_) + path;
+  }
+  static ProcessResult Ca(std::vector<std::string> args) {
+    args.insert(args.begin(), {"ca", "--dir", P("ca")});
+    return Hallmark(args);
+  }
+  // MakeDevice creates NAME.key and NAME.pem issued by `customer` under `profile`.
+  static void MakeDevice(const std::string& name, const std::string& customer,
+                         const std::string& profile, const std::vector<std::string>& subject);
+  static ProcessResult Curl(const std::vector<std::string>& extra, const std::string& path) {
+    std::vector<std::string> argv = {"curl", "-sS",      "--max-time",
+                                     "20",   "--cacert", P("ca/root.pem")};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(Url(path));
+    return RunCommand(argv);
+  }
+  static ProcessResult CurlAs(const std::string& device, const std::string& path = "/v1/hello") {
+    return Curl({"--cert", P(device + ".pem"), "--key", P(device + ".key")}, path);
+  }
+  static std::string Metrics() {
+    return RunCommand({"curl", "-sS", "--max-time", "20",
+                       "http://127.0.0.1:" + std::to_string(admin_port_) + "/metrics"})
+        .out;
+  }
+  static std::string DeviceId(const std::string& device) {
+    ProcessResult r = Hallmark({"device", "id", "--cert", P(device + ".pem")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+
+  static inline TempDir* dir_ = nullptr;
+  static inline ServerProcess* server_ = nullptr;
+  static inline int port_ = 0;
+  static inline int admin_port_ = 0;
+};
+
+void ServeTest::MakeDevice(const std::string& name, const std::string& customer,
+                           const std::string& profile, const std::vector<std::string>& subject) {
+  ASSERT_THAT(Hallmark({"device", "--key", P(name + ".key"), "keygen"}), Succeeds());
+  std::vector<std::string> csr = {"device", "--key", P(name + ".key"),
+                                  "csr",    "--out", P(name + ".csr")};
+  csr.insert(csr.end(), subject.begin(), subject.end());
+  ASSERT_THAT(Hallmark(csr), Succeeds());
+  ASSERT_THAT(Ca({"issue", "--customer", customer, "--profile", profile, P(name + ".csr"), "--out",
+                  P(name + ".pem")}),
+              Succeeds());
+}
+
+int PortOf(const std::string& listen) { return std::stoi(listen.substr(listen.rfind(':') + 1)); }
+
+void ServeTest::SetUpTestSuite() {
+  dir_ = new TempDir();
+  ASSERT_THAT(Ca({"init", "--org", "Test Vendor"}), Succeeds());
+  ASSERT_THAT(Ca({"customer", "add", "acme", "--org", "ACME"}), Succeeds());
+  ASSERT_THAT(Ca({"customer", "add", "globex", "--org", "Globex"}), Succeeds());
+
+  // The server's own certificate, from ACME's CA; devices pin ACME's intermediate.
+  ASSERT_THAT(Hallmark({"device", "--key", P("server.key"), "keygen"}), Succeeds());
+  ASSERT_THAT(Hallmark({"device", "--key", P("server.key"), "csr", "--san", "dns:localhost",
+                        "--san", "ip:127.0.0.1", "--out", P("server.csr")}),
+              Succeeds());
+  ASSERT_THAT(Ca({"issue", "--customer", "acme", "--profile", "server", P("server.csr"), "--out",
+                  P("server.pem"), "--chain"}),
+              Succeeds());
+
+  MakeDevice("acme-1", "acme", "device", {"--serial", "ACME-1"});
+  MakeDevice("globex-1", "globex", "device", {"--serial", "GLX-1"});
+  MakeDevice("server-only", "acme", "server", {"--san", "dns:device.example"});
+  MakeDevice("revoked", "acme", "device", {"--serial", "ACME-R"});
+  ProcessResult serial = Openssl({"x509", "-in", P("revoked.pem"), "-noout", "-serial"});
+  ASSERT_THAT(
+      Ca({"revoke", serial.out.substr(serial.out.find('=') + 1, 32), "--reason", "keyCompromise"}),
+      Succeeds());
+  ASSERT_THAT(Ca({"crl", "--customer", "acme", "--out", P("acme.crl")}), Succeeds());
+  ASSERT_THAT(
+      Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+               "-keyout", P("rogue.key"), "-out", P("rogue.pem"), "-subj", "/CN=rogue", "-days",
+               "30", "-addext", "basicConstraints=critical,CA:FALSE"}),
+      Succeeds());
+
+  WriteText(P("hallmark.toml"),
+            "[server]\n"
+            "certificate = \"server.pem\"\n"
+            "private_key = \"server.key\"\n"
+            "threads = 2\n"
+            "[limits]\n"
+            "handshake_timeout_ms = 500\n"
+            "max_header_bytes = 4096\n"
+            "[admin]\n"
+            "listen = \"127.0.0.1:0\"\n"
+            "[[listener]]\n"
+            "listen = \"127.0.0.1:0\"\n"
+            "policy = \"ca\"\n"
+            "anchors = [\"ca/customers/acme/ca.pem\"]\n"
+            "crls = [\"acme.crl\"]\n");
+  server_ = new ServerProcess();
+  ASSERT_TRUE(
+      server_->Start({HALLMARK_BINARY, "serve", "--config", P("hallmark.toml")}, P("server.log")));
+  auto ready = server_->ReadLine(std::chrono::seconds(30));
+  ASSERT_TRUE(ready.has_value()) << ReadText(P("server.log"));
+  auto j = nlohmann::json::parse(*ready);
+  ASSERT_EQ(j["event"], "ready") << *ready;
+  port_ = PortOf(j["listeners"][0]["listen"]);
+  admin_port_ = PortOf(j["admin"]);
+}
+
+void ServeTest::TearDownTestSuite() {
+  if (server_ != nullptr) {
+    EXPECT_EQ(server_->Stop(), 0) << ReadText(P("server.log"));
+    delete server_;
+    server_ = nullptr;
+  }
+  delete dir_;
+  dir_ = nullptr;
+}
+
+TEST_F(ServeTest, CurlSaysHelloAndTheServerKnowsWhoItIs) {
+  ProcessResult r = CurlAs("acme-1");
+  ASSERT_THAT(r, Succeeds());
+  auto j = Json(r);
+  EXPECT_EQ(j["device_id"], DeviceId("acme-1"));
+  EXPECT_EQ(j["serial"], "ACME-1");
+  EXPECT_EQ(j["policy"], "ca");
+  EXPECT_EQ(j["owner"], "ACME");
+}
+
+TEST_F(ServeTest, OpensslSClientSaysHello) {
+  ProcessResult r =
+      RunCommand({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port_),
+                  "-servername", "localhost", "-cert", P("acme-1.pem"), "-key", P("acme-1.key"),
+                  "-CAfile", P("ca/root.pem"), "-verify_return_error", "-quiet"},
+                 "GET /v1/hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(r.out, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(r.out, HasSubstr(DeviceId("acme-1")));
+}
+
+TEST_F(ServeTest, HallmarkDeviceSaysHelloTrustingOnlyThePinnedIntermediate) {
+  ProcessResult r = Hallmark({"device", "--key", P("acme-1.key"), "hello", "--server",
+                              "localhost:" + std::to_string(port_), "--trust",
+                              P("ca/customers/acme/ca.pem"), "--cert", P("acme-1.pem")});
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_THAT(r.out, HasSubstr("ACME-1"));
+}
+
+TEST_F(ServeTest, DeviceRefusesAServerItDidNotPin) {
+  // The device pins Globex's intermediate; the server's certificate is from ACME's.
+  ProcessResult r = Hallmark({"device", "--key", P("acme-1.key"), "hello", "--server",
+                              "localhost:" + std::to_string(port_), "--trust",
+                              P("ca/customers/globex/ca.pem"), "--cert", P("acme-1.pem")});
+  EXPECT_THAT(r, FailsWith(5, HasSubstr("server certificate rejected")));
+}
+
+TEST_F(ServeTest, DeviceChecksTheServerName) {
+  ProcessResult r =
+      Hallmark({"device", "--key", P("acme-1.key"), "hello", "--server",
+                "localhost:" + std::to_string(port_), "--server-name", "other.example", "--trust",
+                P("ca/customers/acme/ca.pem"), "--cert", P("acme-1.pem")});
+  EXPECT_THAT(r, FailsWith(5, HasSubstr("server certificate rejected")));
+}
+
+struct Attack {
+  std::string test_name;
+  std::vector<std::string> curl_args;
+  std::string logged_reason;  // what the server log must say about it
+};
+
+size_t Count(const std::string& haystack, const std::string& needle) {
+  size_t n = 0;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos;
+       pos = haystack.find(needle, pos + 1)) {
+    ++n;
+  }
+  return n;
+}
+
+// WaitForLog returns once `path` holds `needle` at least `count` times, watching the file with
+// inotify; false after 20 s (a bound for a broken server, not a delay).
+bool WaitForLog(const std::string& path, const std::string& needle, size_t count) {
+  int fd = ::inotify_init1(IN_CLOEXEC);
+  int wd = ::inotify_add_watch(fd, path.c_str(), IN_MODIFY);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  bool found = false;
+  while (!(found = Count(ReadText(path), needle) >= count)) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      break;
+    }
+    char buf[4096];
+    [[maybe_unused]] ssize_t n = ::read(fd, buf, sizeof(buf));
+  }
+  ::inotify_rm_watch(fd, wd);
+  ::close(fd);
+  return found;
+}
+
+class ServeAttackTest : public ServeTest, public ::testing::WithParamInterface<Attack> {};
+
+TEST_P(ServeAttackTest, IsRefusedWhileTheLegitimateDeviceSaysHello) {
+  std::vector<std::string> args = GetParam().curl_args;
+  for (std::string& a : args) {
+    if (a.rfind("@DIR@", 0) == 0) {
+      a = dir_->path() + a.substr(5);
+    }
+  }
+  const size_t logged_before = Count(ReadText(P("server.log")), GetParam().logged_reason);
+  ProcessResult attack = Curl(args, "/v1/hello");
+  EXPECT_NE(attack.exit_code, 0) << attack.out;
+  // Refused for the right reason, which only the server's log knows. The server may log just
+  // after the client gave up, so wait for the line (bounded).
+  EXPECT_TRUE(WaitForLog(P("server.log"), GetParam().logged_reason, logged_before + 1))
+      << ReadText(P("server.log"));
+  EXPECT_THAT(attack.out, Not(HasSubstr("device_id")));
+  EXPECT_THAT(CurlAs("acme-1"), Succeeds());
+}
+
+std::vector<std::string> As(const std::string& device) {
+  return {"--cert", "@DIR@/" + device + ".pem", "--key", "@DIR@/" + device + ".key"};
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Attacks, ServeAttackTest,
+    ::testing::Values(Attack{"NoClientCertificate", {}, "reason=no_client_certificate"},
+                      Attack{"SelfSignedUnknownKey", As("rogue"), "self-signed certificate"},
+                      Attack{"DeviceOfAnotherCustomerSignedByTheSameVendorRoot", As("globex-1"),
+                             "unable to get local issuer certificate"},
+                      Attack{"ServerAuthOnlyCertificateFromTheRightCa", As("server-only"),
+                             "unsuitable certificate purpose"},
+                      Attack{"CaCertificatePresentedAsDevice",
+                             {"--cert", "@DIR@/ca/customers/acme/ca.pem", "--key",
+                              "@DIR@/ca/keys/customer-acme.key"},
+                             "CA certificate was presented as a device certificate"},
+                      Attack{"RevokedDevice", As("revoked"), "certificate revoked"}),
+    CaseName<Attack>);
+
+TEST_F(ServeTest, Tls12ClientIsRefusedAndTls13Works) {
+  const std::string request = "GET /v1/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  auto s_client = [&](const std::string& version) {
+    return RunCommand(
+        {"openssl", "s_client", version, "-connect", "127.0.0.1:" + std::to_string(port_), "-cert",
+         P("acme-1.pem"), "-key", P("acme-1.key"), "-CAfile", P("ca/root.pem"), "-quiet"},
+        request);
+  };
+  EXPECT_THAT(s_client("-tls1_2").out, Not(HasSubstr("200")));
+  EXPECT_THAT(s_client("-tls1_3").out, HasSubstr("HTTP/1.1 200"));
+  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=tls_version", 1));
+  EXPECT_THAT(Metrics(),
+              ContainsRegex("hallmark_handshake_failures_total\\{reason=\"tls_version\"\\} [1-9]"));
+}
+
+// RawConnect opens a TCP connection to the device listener.
+int RawConnect(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+// ClosedByPeer waits (at most `bound`, a limit for a broken server, not a delay) for the server
+// to close the connection.
+bool ClosedByPeer(int fd, std::chrono::milliseconds bound) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(bound.count())) <= 0) {
+    return false;
+  }
+  char buf[256];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+  }
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST_F(ServeTest, GarbageInsteadOfClientHelloIsDroppedAndServingGoesOn) {
+  int fd = RawConnect(port_);
+  std::string garbage(1024, '\0');
+  for (size_t i = 0; i < garbage.size(); ++i) {
+    garbage[i] = static_cast<char>((i * 131 + 7) & 0xff);
+  }
+  ASSERT_EQ(::send(fd, garbage.data(), garbage.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(garbage.size()));
+  EXPECT_TRUE(ClosedByPeer(fd, std::chrono::seconds(10)));
+  ::close(fd);
+  EXPECT_THAT(CurlAs("acme-1"), Succeeds());
+}
+
+TEST_F(ServeTest, ClientThatStallsMidHandshakeIsCutOffAtTheTimeout) {
+  int fd = RawConnect(port_);
+  // The first bytes of a TLS record header, then nothing.
+  const char partial[] = {0x16, 0x03, 0x01};
+  ASSERT_EQ(::send(fd, partial, sizeof(partial), MSG_NOSIGNAL), 3);
+  EXPECT_TRUE(ClosedByPeer(fd, std::chrono::seconds(20)));
+  ::close(fd);
+  // The server counts, then logs; once the line is there the counter is too.
+  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=timeout", 1));
+  EXPECT_THAT(Metrics(),
+              ContainsRegex("hallmark_handshake_failures_total\\{reason=\"timeout\"\\} [1-9]"));
+  EXPECT_THAT(CurlAs("acme-1"), Succeeds());
+}
+
+TEST_F(ServeTest, UnknownEndpointIs404) {
+  ProcessResult r = Curl({"--cert", P("acme-1.pem"), "--key", P("acme-1.key"), "-o", "/dev/null",
+                          "-w", "%{http_code}"},
+                         "/v1/nothing");
+  EXPECT_EQ(r.out, "404");
+}
+
+TEST_F(ServeTest, OversizedHeaderIs431) {
+  ProcessResult r = Curl({"--cert", P("acme-1.pem"), "--key", P("acme-1.key"), "-o", "/dev/null",
+                          "-w", "%{http_code}", "-H", "X-Big: " + std::string(8000, 'a')},
+                         "/v1/hello");
+  EXPECT_EQ(r.out, "431");
+}
+
+TEST_F(ServeTest, MetricsCountHandshakesAndRefusalsByReason) {
+  ASSERT_THAT(CurlAs("acme-1"), Succeeds());
+  ASSERT_NE(Curl({"--cert", P("rogue.pem"), "--key", P("rogue.key")}, "/v1/hello").exit_code, 0);
+  ASSERT_NE(Curl({}, "/v1/hello").exit_code, 0);
+  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=no_client_certificate", 1));
+  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=policy_rejected", 1));
+  std::string m = Metrics();
+  EXPECT_THAT(m, ContainsRegex("hallmark_handshakes_total\\{policy=\"ca\"\\} [1-9]"));
+  EXPECT_THAT(
+      m, ContainsRegex("hallmark_handshake_failures_total\\{reason=\"policy_rejected\"\\} [1-9]"));
+  EXPECT_THAT(m,
+              ContainsRegex(
+                  "hallmark_handshake_failures_total\\{reason=\"no_client_certificate\"\\} [1-9]"));
+  EXPECT_THAT(m, HasSubstr("hallmark_handshake_seconds_bucket"));
+}
+
+TEST_F(ServeTest, ServerLogSaysWhyWithoutSecrets) {
+  ASSERT_NE(Curl({"--cert", P("globex-1.pem"), "--key", P("globex-1.key")}, "/v1/hello").exit_code,
+            0);
+  EXPECT_TRUE(WaitForLog(P("server.log"), "unable to get local issuer certificate", 1));
+  std::string log = ReadText(P("server.log"));
+  EXPECT_THAT(log, HasSubstr("event=handshake_rejected"));
+  EXPECT_THAT(log, Not(HasSubstr("PRIVATE KEY")));
+}
+
+}  // namespace
+}  // namespace hallmark::testing
