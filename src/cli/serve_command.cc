@@ -10,6 +10,8 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/clock.h"
+#include "core/file.h"
+#include "registry/serving_directory.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -18,12 +20,23 @@ namespace {
 
 using nlohmann::json;
 
-// OpenServingDirectory opens the registry for the server: read-only use, registrar public key.
+// OpenServingDirectory opens the registry for the server: it holds only the registrar's public
+// key, never the private one.
 Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const std::string& db,
                                                                   const std::string& registrar) {
-  (void)db;
-  (void)registrar;
-  return Error(Code::kFailedPrecondition, "the registry is not wired into serve yet");
+  auto pem = ReadFile(registrar);
+  if (!pem) {
+    return pem.error();
+  }
+  auto key = PublicKey::FromPem(*pem);
+  if (!key) {
+    return key.error().WithContext(registrar);
+  }
+  auto directory = registry::ServingDirectory::Open(db, *key);
+  if (!directory) {
+    return directory.error();
+  }
+  return std::unique_ptr<registry::Directory>(std::move(*directory));
 }
 
 std::string EndpointText(const server::Endpoint& e) {

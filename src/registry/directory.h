@@ -27,11 +27,14 @@ struct DeviceRecord {
   std::string owner;
   ProvisioningPath path = ProvisioningPath::kManual;
   std::string serial;  // human serial number; an attribute, not the identity
+  std::string reason;  // why the status last changed ("key compromise"); empty if none given
   int64_t created_at = 0;
   int64_t updated_at = 0;
   uint64_t seq = 0;    // index of the log entry that produced this state
   std::string signer;  // "registrar" (later also "enrollment:<batch>")
   Bytes signature;     // over the record's canonical encoding (docs/adr/0004)
+
+  bool operator==(const DeviceRecord&) const = default;
 };
 
 // Directory is the registry as the server sees it: verified lookups and change notification.

@@ -48,7 +48,7 @@ Result<registry::DeviceRecord> RecordCache::Lookup(std::string_view device_id) {
     return record;
   }
   e.record.reset();
-  return record.error();
+  return Error(Code::kNotFound, "device " + std::string(device_id) + " is not registered");
 }
 
 Result<size_t> RecordCache::Refresh() {

@@ -40,7 +40,9 @@ struct Listener {
 
 // ClassifyHandshakeError maps a failed handshake to a metrics reason.
 HandshakeFailure Classify(const beast::error_code& ec, SSL* ssl) {
-  if (ec == beast::error::timeout) {
+  // The deadline cancels the pending read; through the TLS layer that can surface as
+  // operation_aborted rather than beast's timeout. Nothing else cancels a handshake.
+  if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
     return HandshakeFailure::kTimeout;
   }
   const HandshakeOutcome* outcome = OutcomeOf(ssl);

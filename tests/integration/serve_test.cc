@@ -8,8 +8,10 @@
 #include <poll.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +37,17 @@ class ServeTest : public ::testing::Test {
   static std::string P(const std::string& name) { return dir_->path() + "/" + name; }
   static std::string Url(const std::string& path) {
     return "https://localhost:" + std::to_string(port_) + path;
+  }
+  static ProcessResult Registry(std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {"registry", "--db", P("reg.db"), "--registrar-key", P("registrar.key")});
+    return Hallmark(args);
+  }
+  // RegistryHello says hello on the registry listener with `key` and a self-signed certificate.
+  static ProcessResult RegistryHello(const std::string& key) {
+    return Hallmark({"device", "--key", P(key), "hello", "--server",
+                     "127.0.0.1:" + std::to_string(registry_port_), "--trust",
+                     P("ca/customers/acme/ca.pem")});
   }
   static ProcessResult Ca(std::vector<std::string> args) {
     args.insert(args.begin(), {"ca", "--dir", P("ca")});
@@ -68,6 +81,7 @@ class ServeTest : public ::testing::Test {
   static inline ServerProcess* server_ = nullptr;
   static inline int port_ = 0;
   static inline int admin_port_ = 0;
+  static inline int registry_port_ = 0;
 };
 
 void ServeTest::MakeDevice(const std::string& name, const std::string& customer,
@@ -114,6 +128,19 @@ void ServeTest::SetUpTestSuite() {
                "30", "-addext", "basicConstraints=critical,CA:FALSE"}),
       Succeeds());
 
+  // The owner's registry (extract path): two registered device keys, one unknown.
+  ASSERT_THAT(Registry({"init"}), Succeeds());
+  for (const char* name : {"reg-1", "reg-2"}) {
+    ASSERT_THAT(Hallmark({"device", "--key", P(std::string(name) + ".key"), "keygen"}), Succeeds());
+    ASSERT_THAT(Openssl({"pkey", "-in", P(std::string(name) + ".key"), "-pubout", "-out",
+                         P(std::string(name) + ".pub")}),
+                Succeeds());
+  }
+  ASSERT_THAT(Registry({"add", "--pubkey", P("reg-1.pub"), "--serial", "REG-1", "--owner", "ACME"}),
+              Succeeds());
+  ASSERT_THAT(Registry({"add", "--pubkey", P("reg-2.pub"), "--serial", "REG-2", "--owner", "ACME"}),
+              Succeeds());
+
   WriteText(P("hallmark.toml"),
             "[server]\n"
             "certificate = \"server.pem\"\n"
@@ -128,7 +155,14 @@ void ServeTest::SetUpTestSuite() {
             "listen = \"127.0.0.1:0\"\n"
             "policy = \"ca\"\n"
             "anchors = [\"ca/customers/acme/ca.pem\"]\n"
-            "crls = [\"acme.crl\"]\n");
+            "crls = [\"acme.crl\"]\n"
+            "[registry]\n"
+            "db = \"reg.db\"\n"
+            "registrar_public_key = \"registrar.key.pub\"\n"
+            "refresh_interval_ms = 50\n"
+            "[[listener]]\n"
+            "listen = \"127.0.0.1:0\"\n"
+            "policy = \"registry\"\n");
   server_ = new ServerProcess();
   ASSERT_TRUE(
       server_->Start({HALLMARK_BINARY, "serve", "--config", P("hallmark.toml")}, P("server.log")));
@@ -137,6 +171,7 @@ void ServeTest::SetUpTestSuite() {
   auto j = nlohmann::json::parse(*ready);
   ASSERT_EQ(j["event"], "ready") << *ready;
   port_ = PortOf(j["listeners"][0]["listen"]);
+  registry_port_ = PortOf(j["listeners"][1]["listen"]);
   admin_port_ = PortOf(j["admin"]);
 }
 
@@ -331,7 +366,7 @@ TEST_F(ServeTest, ClientThatStallsMidHandshakeIsCutOffAtTheTimeout) {
   EXPECT_TRUE(ClosedByPeer(fd, std::chrono::seconds(20)));
   ::close(fd);
   // The server counts, then logs; once the line is there the counter is too.
-  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=timeout", 1));
+  EXPECT_TRUE(WaitForLog(P("server.log"), "reason=timeout", 1)) << ReadText(P("server.log"));
   EXPECT_THAT(Metrics(),
               ContainsRegex("hallmark_handshake_failures_total\\{reason=\"timeout\"\\} [1-9]"));
   EXPECT_THAT(CurlAs("acme-1"), Succeeds());
@@ -374,6 +409,80 @@ TEST_F(ServeTest, ServerLogSaysWhyWithoutSecrets) {
   std::string log = ReadText(P("server.log"));
   EXPECT_THAT(log, HasSubstr("event=handshake_rejected"));
   EXPECT_THAT(log, Not(HasSubstr("PRIVATE KEY")));
+}
+
+TEST_F(ServeTest, RegisteredDeviceSaysHelloWithAMereSelfSignedCertificate) {
+  ProcessResult r = RegistryHello("reg-1.key");
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_THAT(r.out, HasSubstr("REG-1"));
+  EXPECT_THAT(r.out, HasSubstr("registry"));
+}
+
+TEST_F(ServeTest, CurlWithASelfSignedCertificateOverARegisteredKeySaysHello) {
+  ASSERT_THAT(
+      Openssl({"req", "-x509", "-key", P("reg-1.key"), "-subj", "/CN=whatever", "-days", "1",
+               "-addext", "basicConstraints=critical,CA:FALSE", "-out", P("reg-1-self.pem")}),
+      Succeeds());
+  ProcessResult r =
+      RunCommand({"curl", "-sS", "--max-time", "20", "--cacert", P("ca/root.pem"), "--cert",
+                  P("reg-1-self.pem"), "--key", P("reg-1.key"),
+                  "https://127.0.0.1:" + std::to_string(registry_port_) + "/v1/hello"});
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_EQ(Json(r)["serial"], "REG-1");
+  EXPECT_EQ(Json(r)["policy"], "registry");
+}
+
+TEST_F(ServeTest, UnregisteredKeyIsRefusedOnTheRegistryListener) {
+  EXPECT_THAT(RegistryHello("rogue.key"), FailsWith(5, HasSubstr("refused")));
+  EXPECT_TRUE(WaitForLog(P("server.log"), "is not registered", 1));
+  EXPECT_THAT(RegistryHello("reg-1.key"), Succeeds());
+}
+
+TEST_F(ServeTest, RowInsertedByPlainSqlGrantsNothing) {
+  // An attacker who can write the database copies a valid row onto their own key.
+  ProcessResult id = Hallmark({"device", "--key", P("rogue.key"), "id"});
+  ASSERT_THAT(id, Succeeds());
+  ASSERT_THAT(Openssl({"pkey", "-in", P("rogue.key"), "-pubout", "-outform", "DER", "-out",
+                       P("rogue.spki")}),
+              Succeeds());
+  std::string sql = "INSERT INTO devices SELECT '" + id.out.substr(0, 64) + "', readfile('" +
+                    P("rogue.spki") +
+                    "'), status, owner, path, 'ROGUE', reason, created_at, updated_at, seq, "
+                    "signer, signature FROM devices WHERE serial = 'REG-1';";
+  ASSERT_THAT(RunCommand({"sqlite3", P("reg.db"), sql}), Succeeds());
+  const std::string refused = "policy=registry reason=policy_rejected";
+  const size_t before = Count(ReadText(P("server.log")), refused);
+  EXPECT_THAT(RegistryHello("rogue.key"), FailsWith(5, HasSubstr("refused")));
+  // The server trusts only devices in the verified log: the row is reported as inserted (or, if
+  // the server had already cached the key as unknown, as not registered).
+  EXPECT_TRUE(WaitForLog(P("server.log"), refused, before + 1)) << ReadText(P("server.log"));
+  ProcessResult verify = Registry({"verify"});
+  EXPECT_EQ(verify.exit_code, 8);
+  EXPECT_THAT(verify.out, HasSubstr("inserted-row"));
+  EXPECT_THAT(RegistryHello("reg-1.key"), Succeeds());
+}
+
+TEST_F(ServeTest, RevocationReachesTheServerAndPlainSqlCannotUndoIt) {
+  ASSERT_THAT(RegistryHello("reg-2.key"), Succeeds());
+  ProcessResult id = Hallmark({"device", "--key", P("reg-2.key"), "id"});
+  const auto revoked_at = std::chrono::steady_clock::now();
+  ASSERT_THAT(Registry({"revoke", id.out.substr(0, 64), "--reason", "stolen"}), Succeeds());
+  // The server refreshes every 50 ms: new connections are refused shortly after. Each try is a
+  // real handshake; the loop is bounded.
+  bool refused = false;
+  for (int attempt = 0; attempt < 200 && !refused; ++attempt) {
+    refused = RegistryHello("reg-2.key").exit_code != 0;
+  }
+  ASSERT_TRUE(refused);
+  std::cout << "[ revocation ] refused "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - revoked_at)
+                   .count()
+            << " ms after `registry revoke` returned\n";
+  ASSERT_THAT(RunCommand({"sqlite3", P("reg.db"),
+                          "UPDATE devices SET status = 'active' WHERE serial = 'REG-2';"}),
+              Succeeds());
+  EXPECT_THAT(RegistryHello("reg-2.key"), FailsWith(5, HasSubstr("refused")));
 }
 
 }  // namespace

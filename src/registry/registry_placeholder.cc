@@ -1,2 +1,0 @@
-// Replaced by the registry implementation.
-namespace hallmark::registry {}

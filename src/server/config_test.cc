@@ -1,0 +1,141 @@
+#include "server/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "testing/matchers.h"
+
+namespace hallmark::server {
+namespace {
+
+using ::hallmark::testing::HasError;
+using ::hallmark::testing::IsOk;
+using ::testing::HasSubstr;
+
+constexpr std::string_view kMinimal = R"(
+[server]
+certificate = "server.pem"
+private_key = "/abs/server.key"
+
+[[listener]]
+listen = "127.0.0.1:8443"
+policy = "ca"
+anchors = ["acme.pem"]
+)";
+
+TEST(ConfigTest, ParsesMinimalConfigWithDefaultsAndResolvesPaths) {
+  auto c = ParseConfig(kMinimal, "/etc/hallmark");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->certificate, "/etc/hallmark/server.pem");
+  EXPECT_EQ(c->private_key, "/abs/server.key");
+  EXPECT_EQ(c->handshake_timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(c->max_header_bytes, 8192u);
+  ASSERT_EQ(c->listeners.size(), 1u);
+  EXPECT_EQ(c->listeners[0].listen.host, "127.0.0.1");
+  EXPECT_EQ(c->listeners[0].listen.port, 8443);
+  EXPECT_EQ(c->listeners[0].anchors[0], "/etc/hallmark/acme.pem");
+  EXPECT_FALSE(c->admin.has_value());
+}
+
+TEST(ConfigTest, ParsesEverySection) {
+  auto c = ParseConfig(R"(
+[server]
+certificate = "s.pem"
+private_key = "s.key"
+threads = 3
+[limits]
+handshake_timeout_ms = 250
+idle_timeout_s = 60
+max_connections = 50000
+max_header_bytes = 2048
+[registry]
+db = "r.db"
+registrar_public_key = "r.pub"
+refresh_interval_ms = 100
+[admin]
+listen = "127.0.0.1:0"
+[[listener]]
+listen = "[::1]:0"
+policy = "registry"
+)",
+                       ".");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->threads, 3);
+  EXPECT_EQ(c->handshake_timeout, std::chrono::milliseconds(250));
+  EXPECT_EQ(c->idle_timeout, std::chrono::seconds(60));
+  EXPECT_EQ(c->max_connections, 50000u);
+  EXPECT_EQ(c->registry_refresh, std::chrono::milliseconds(100));
+  EXPECT_EQ(c->listeners[0].listen.host, "::1");
+  EXPECT_EQ(c->admin->port, 0);
+}
+
+struct BadConfig {
+  std::string test_name;
+  std::string toml;
+  std::string message;
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(BadConfigTest, IsRefusedNamingTheProblem) {
+  EXPECT_THAT(ParseConfig(GetParam().toml, "."),
+              HasError(Code::kInvalidArgument, HasSubstr(GetParam().message)));
+}
+
+const std::string kServer = "[server]\ncertificate = \"s.pem\"\nprivate_key = \"s.key\"\n";
+const std::string kCaListener =
+    "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"ca\"\nanchors = [\"a.pem\"]\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, BadConfigTest,
+    ::testing::Values(
+        BadConfig{"NotToml", "[server\n", "line 1"},
+        BadConfig{"NoServer", kCaListener, "server: section is required"},
+        BadConfig{"NoListener", kServer, "at least one [[listener]]"},
+        BadConfig{"UnknownTopLevelKey", kServer + kCaListener + "[tls]\nx = 1\n",
+                  "tls: unknown key"},
+        BadConfig{"UnknownServerKey", kServer + "ciphers = \"x\"\n" + kCaListener,
+                  "server.ciphers: unknown key"},
+        BadConfig{"MissingKey", "[server]\ncertificate = \"s.pem\"\n" + kCaListener,
+                  "server.private_key: is required"},
+        BadConfig{"WrongType", kServer + "threads = \"two\"\n" + kCaListener,
+                  "server.threads: must be an integer"},
+        BadConfig{"LimitOutOfRange", kServer + "[limits]\nhandshake_timeout_ms = 0\n" + kCaListener,
+                  "between 10 and"},
+        BadConfig{"BadPort",
+                  kServer + "[[listener]]\nlisten = \"127.0.0.1:99999\"\npolicy = "
+                            "\"ca\"\nanchors = [\"a\"]\n",
+                  "invalid port"},
+        BadConfig{"HostName",
+                  kServer + "[[listener]]\nlisten = \"example.com:1\"\npolicy = "
+                            "\"ca\"\nanchors = [\"a\"]\n",
+                  "not an IP address"},
+        BadConfig{"AdminOffLoopback",
+                  kServer + "[admin]\nlisten = \"0.0.0.0:9100\"\n" + kCaListener,
+                  "must be bound to loopback"},
+        BadConfig{"CaWithoutAnchors",
+                  kServer + "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"ca\"\n",
+                  "needs the customer intermediate"},
+        BadConfig{"RegistryWithoutRegistry",
+                  kServer + "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"registry\"\n",
+                  "needs a [registry] section"},
+        BadConfig{"UnknownPolicy",
+                  kServer + "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"trust-all\"\n",
+                  "unknown policy 'trust-all'"}),
+    [](const ::testing::TestParamInfo<BadConfig>& p) { return p.param.test_name; });
+
+TEST(EndpointTest, ParsesAddressesAndRefusesNames) {
+  EXPECT_EQ(ParseEndpoint("localhost:80")->host, "127.0.0.1");
+  EXPECT_EQ(ParseEndpoint("[::1]:443")->port, 443);
+  EXPECT_THAT(ParseEndpoint("127.0.0.1"), HasError(Code::kInvalidArgument, HasSubstr("HOST:PORT")));
+  EXPECT_THAT(ParseEndpoint("127.0.0.1:x"),
+              HasError(Code::kInvalidArgument, HasSubstr("invalid port")));
+}
+
+TEST(ConfigTest, MissingFileIsNotFound) {
+  EXPECT_THAT(LoadConfig("/nonexistent/hallmark.toml"),
+              HasError(Code::kNotFound, HasSubstr("/nonexistent/hallmark.toml")));
+}
+
+}  // namespace
+}  // namespace hallmark::server
