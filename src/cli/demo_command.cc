@@ -11,6 +11,7 @@
 #include "ca/authority.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/demo.h"
 #include "core/clock.h"
 #include "core/csr.h"
 #include "core/file.h"
@@ -23,54 +24,10 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-class Stopwatch {
- public:
-  double Ms() const {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_)
-        .count();
-  }
-
- private:
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-};
-
-// Demo runs the steps and collects a summary of checks: each must come out as expected.
-class Demo {
- public:
-  Demo(std::string dir, int devices) : dir_(std::move(dir)), devices_(devices) {}
-
-  Status Run();
-  json Summary() const { return summary_; }
-  bool AllAsExpected() const { return failures_ == 0; }
-
- private:
-  Status MakeCa();
-  Status MakeDevices();
-  Status VerifyWithOpenssl();
-  Status PerCustomerTrust();
-  Status Revocation();
-  Status Refusals();
-
-  // Check records one expectation and prints it.
-  void Check(const std::string& what, bool as_expected, const std::string& outcome);
-  // Openssl runs openssl with `args`; returns its combined output, first line only.
-  Result<std::pair<int, std::string>> Openssl(const std::vector<std::string>& args);
-  std::string DevicePath(const std::string& name, const std::string& file) const {
-    return dir_ + "/devices/" + name + "/" + file;
-  }
-  Result<std::string> MakeDevice(const std::string& customer, const std::string& serial);
-
-  std::string dir_;
-  int devices_;
-  std::optional<ca::Authority> ca_;
-  std::vector<std::string> acme_devices_;
-  std::string globex_device_;
-  json summary_ = json::object();
-  int failures_ = 0;
-};
+}  // namespace
 
 void Demo::Check(const std::string& what, bool as_expected, const std::string& outcome) {
-  std::cout << "      " << std::left << std::setw(44) << what << " -> " << outcome
+  std::cout << "      " << std::left << std::setw(52) << what << " -> " << outcome
             << (as_expected ? "" : "   [UNEXPECTED]") << "\n";
   summary_["checks"].push_back({{"check", what}, {"outcome", outcome}, {"ok", as_expected}});
   if (!as_expected) {
@@ -271,6 +228,7 @@ Status Demo::PerCustomerTrust() {
 Status Demo::Revocation() {
   std::cout << "\n[5] Revocation: revoke one ACME device and publish ACME's CRL\n";
   const std::string victim = acme_devices_.size() > 1 ? acme_devices_[1] : acme_devices_[0];
+  revoked_device_ = victim;
   auto pem = ReadFile(DevicePath(victim, "cert.pem"));
   auto cert = pem ? Certificate::FromPem(*pem) : Result<Certificate>(pem.error());
   if (!cert) {
@@ -366,8 +324,8 @@ Status Demo::Refusals() {
 }
 
 Status Demo::Run() {
-  std::cout << "hallmark demo: production-line CA, per-customer intermediates, device "
-               "certificates\n  workspace: "
+  std::cout << "hallmark demo: provable device identities, from the production line to "
+               "\"hello, is that you?\"\n  workspace: "
             << dir_ << "\n\n";
   if (Status s = MakeCa(); !s) {
     return s;
@@ -382,7 +340,8 @@ Status Demo::Run() {
                  "(apt-get install openssl)");
   }
   for (auto step :
-       {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation, &Demo::Refusals}) {
+       {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation, &Demo::Refusals,
+        &Demo::MakeRegistry, &Demo::StartServer, &Demo::Hellos, &Demo::TlsRefusals}) {
     if (Status s = (this->*step)(); !s) {
       return s;
     }
@@ -398,13 +357,11 @@ Status Demo::Run() {
   return OkStatus();
 }
 
-}  // namespace
-
 void AddDemoCommand(CLI::App& app, Context& ctx) {
   auto* cmd = app.add_subcommand("demo", "Run the end-to-end demonstration");
   struct Opts {
     std::string dir;
-    int devices = 25;
+    int devices = 200;
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--dir", opts->dir, "Workspace (default: a new directory under /tmp)");

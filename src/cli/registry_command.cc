@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -503,6 +504,77 @@ void AddExport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
   }));
 }
 
+// LoadTrustedHead reads a head saved by `registry head` and checks it is the registrar's.
+Result<registry::TreeHead> LoadTrustedHead(const std::string& path, const PublicKey& registrar) {
+  auto text = ReadFile(path);
+  if (!text) {
+    return text.error();
+  }
+  auto head = ParseHeadJson(*text, path);
+  if (!head) {
+    return head.error();
+  }
+  if (auto s = registry::VerifyTreeHead(registrar, *head); !s) {
+    return Error(Code::kInvalidArgument,
+                 "the trusted head in " + path + " is not signed by the registrar key");
+  }
+  return head;
+}
+
+json FindingJson(const registry::Finding& f) {
+  json j = {{"kind", std::string(registry::FindingKindName(f.kind))}, {"message", f.message}};
+  if (!f.device_id.empty()) {
+    j["device_id"] = f.device_id;
+  }
+  if (f.seq.has_value()) {
+    j["seq"] = *f.seq;
+  }
+  if (f.head_id.has_value()) {
+    j["head_id"] = *f.head_id;
+  }
+  return j;
+}
+
+// ReportVerification prints the report and sets exit code 0 (clean) or 8 (findings).
+void ReportVerification(Context& ctx, const std::string& db, const registry::VerifyReport& report,
+                        const std::string& key_source, double seconds) {
+  json findings = json::array();
+  std::ostringstream h;
+  for (const registry::Finding& f : report.findings) {
+    findings.push_back(FindingJson(f));
+    h << "  " << std::left << std::setw(17) << registry::FindingKindName(f.kind) << f.message
+      << "\n";
+  }
+  if (report.finding_count > report.findings.size()) {
+    h << "  ... and " << report.finding_count - report.findings.size() << " more\n";
+  }
+  json j = {{"db", db},
+            {"clean", report.clean()},
+            {"devices", report.devices},
+            {"log_entries", report.log_entries},
+            {"tree_heads", report.heads},
+            {"finding_count", report.finding_count},
+            {"findings", findings},
+            {"registrar_key_from", key_source},
+            {"seconds", seconds}};
+  if (report.newest_head.has_value()) {
+    j["head"] = HeadJson(*report.newest_head);
+  }
+  std::ostringstream summary;
+  summary << report.devices << " devices, " << report.log_entries << " log entries, "
+          << report.heads << " tree heads; registrar key from " << key_source;
+  if (report.clean()) {
+    Succeed(ctx, j, "Registry " + db + " verifies: " + summary.str() + "\n");
+    return;
+  }
+  Succeed(ctx, j,
+          "Registry " + db + " FAILED verification with " + std::to_string(report.finding_count) +
+              " finding(s) (" + summary.str() + "):\n" + h.str());
+  std::cerr << "hallmark: error: registry " << db
+            << " failed verification: " << report.finding_count << " finding(s)" << std::endl;
+  ctx.exit_code = kExitDataLoss;
+}
+
 void AddVerify(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) {
   auto* cmd = group->add_subcommand(
       "verify", "Check records, log and signed tree heads against each other (exit 8 if not)");
@@ -520,19 +592,15 @@ void AddVerify(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
     }
     registry::VerifyOptions options;
     if (!trusted_head->empty()) {
-      auto text = ReadFile(*trusted_head);
-      if (!text) {
-        return text.error();
-      }
-      auto head = ParseHeadJson(*text, *trusted_head);
+      auto head = LoadTrustedHead(*trusted_head, trusted->key);
       if (!head) {
         return head.error();
       }
-      if (auto s = registry::VerifyTreeHead(trusted->key, *head); !s) {
-        return Error(Code::kInvalidArgument, "the trusted head in " + *trusted_head +
-                                                 " is not signed by the registrar key");
-      }
       options.trusted_head = std::move(*head);
+    }
+    if (trusted->source == "database") {
+      std::cerr << "hallmark: warning: checking against the registrar key stored in the "
+                   "database; pass --registrar-pub to use a trusted copy\n";
     }
     auto start = std::chrono::steady_clock::now();
     auto report = reg->Verify(trusted->key, options);
@@ -541,56 +609,7 @@ void AddVerify(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
     }
     double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    json findings = json::array();
-    std::ostringstream h;
-    for (const registry::Finding& f : report->findings) {
-      json jf = {{"kind", std::string(registry::FindingKindName(f.kind))}, {"message", f.message}};
-      if (!f.device_id.empty()) {
-        jf["device_id"] = f.device_id;
-      }
-      if (f.seq.has_value()) {
-        jf["seq"] = *f.seq;
-      }
-      if (f.head_id.has_value()) {
-        jf["head_id"] = *f.head_id;
-      }
-      findings.push_back(jf);
-      h << "  " << std::left << std::setw(17) << registry::FindingKindName(f.kind) << f.message
-        << "\n";
-    }
-    json j = {{"db", o->db},
-              {"clean", report->clean()},
-              {"devices", report->devices},
-              {"log_entries", report->log_entries},
-              {"tree_heads", report->heads},
-              {"finding_count", report->finding_count},
-              {"findings", findings},
-              {"registrar_key_from", trusted->source},
-              {"seconds", seconds}};
-    if (report->newest_head.has_value()) {
-      j["head"] = HeadJson(*report->newest_head);
-    }
-    std::ostringstream summary;
-    summary << report->devices << " devices, " << report->log_entries << " log entries, "
-            << report->heads << " tree heads; registrar key from " << trusted->source;
-    if (trusted->source == "database") {
-      std::cerr << "hallmark: warning: checking against the registrar key stored in the "
-                   "database; pass --registrar-pub to use a trusted copy\n";
-    }
-    if (report->clean()) {
-      Succeed(ctx, j, "Registry " + o->db + " verifies: " + summary.str() + "\n");
-      return OkStatus();
-    }
-    if (report->finding_count > report->findings.size()) {
-      h << "  ... and " << report->finding_count - report->findings.size() << " more\n";
-    }
-    Succeed(ctx, j,
-            "Registry " + o->db + " FAILED verification with " +
-                std::to_string(report->finding_count) + " finding(s) (" + summary.str() + "):\n" +
-                h.str());
-    std::cerr << "hallmark: error: registry " << o->db
-              << " failed verification: " << report->finding_count << " finding(s)" << std::endl;
-    ctx.exit_code = kExitDataLoss;
+    ReportVerification(ctx, o->db, *report, trusted->source, seconds);
     return OkStatus();
   }));
 }
@@ -614,6 +633,47 @@ void AddHead(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) 
   }));
 }
 
+// LoadFactoryKey reads the factory's public key (PEM).
+Result<PublicKey> LoadFactoryKey(const std::string& path) {
+  auto text = ReadFile(path);
+  if (!text) {
+    return text.error();
+  }
+  auto key = PublicKey::FromPem(*text);
+  if (!key) {
+    return key.error().WithContext(path);
+  }
+  return key;
+}
+
+// ProgressPrinter returns a progress callback that rewrites one line on stderr.
+std::function<void(const registry::ImportProgress&)> ProgressPrinter(
+    std::chrono::steady_clock::time_point start) {
+  return [start](const registry::ImportProgress& p) {
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::fprintf(
+        stderr, "\r  %llu lines, %llu new, %llu skipped, %.0f lines/s   ",
+        static_cast<unsigned long long>(p.lines), static_cast<unsigned long long>(p.imported),
+        static_cast<unsigned long long>(p.skipped), s > 0 ? static_cast<double>(p.lines) / s : 0.0);
+    std::fflush(stderr);
+  };
+}
+
+void ReportImport(Context& ctx, const std::string& manifest, const registry::ImportSummary& summary,
+                  double seconds) {
+  const registry::ImportProgress& c = summary.counts;
+  double rate = seconds > 0 ? static_cast<double>(c.lines) / seconds : 0.0;
+  json j = {{"manifest", manifest},          {"lines", c.lines},   {"imported", c.imported},
+            {"skipped", c.skipped},          {"seconds", seconds}, {"lines_per_second", rate},
+            {"head", HeadJson(summary.head)}};
+  std::ostringstream h;
+  h << "Imported " << c.imported << " new device(s) from " << manifest << " (" << c.lines
+    << " lines, " << c.skipped << " already registered) in " << std::fixed << std::setprecision(1)
+    << seconds << " s, " << std::setprecision(0) << rate << " lines/s\n"
+    << "  tree size: " << summary.head.tree_size << "\n";
+  Succeed(ctx, j, h.str());
+}
+
 void AddImport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) {
   auto* cmd = group->add_subcommand(
       "import", "Import a factory's signed JSON Lines manifest: all lines or none");
@@ -630,13 +690,9 @@ void AddImport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
       ->required();
   cmd->add_option("--owner", opts->owner, "Owner recorded for every imported device");
   cmd->callback(Run(ctx, [&ctx, o, opts]() -> Status {
-    auto factory_text = ReadFile(opts->factory_key);
-    if (!factory_text) {
-      return factory_text.error();
-    }
-    auto factory = PublicKey::FromPem(*factory_text);
+    auto factory = LoadFactoryKey(opts->factory_key);
     if (!factory) {
-      return factory.error().WithContext(opts->factory_key);
+      return factory.error();
     }
     std::ifstream file;
     if (opts->manifest != "-") {
@@ -658,23 +714,11 @@ void AddImport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
       return reg.error();
     }
     auto start = std::chrono::steady_clock::now();
-    auto elapsed = [&start]() {
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    };
     registry::ImportOptions options;
     options.owner = opts->owner;
     bool progress = StderrIsTerminal();
     if (progress) {
-      options.progress_every = 1000;
-      options.progress = [&elapsed](const registry::ImportProgress& p) {
-        double s = elapsed();
-        std::fprintf(stderr, "\r  %llu lines, %llu new, %llu skipped, %.0f lines/s   ",
-                     static_cast<unsigned long long>(p.lines),
-                     static_cast<unsigned long long>(p.imported),
-                     static_cast<unsigned long long>(p.skipped),
-                     s > 0 ? static_cast<double>(p.lines) / s : 0.0);
-        std::fflush(stderr);
-      };
+      options.progress = ProgressPrinter(start);
     }
     auto summary = reg->Import(*registrar, in, *factory, options);
     if (progress) {
@@ -683,18 +727,8 @@ void AddImport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
     if (!summary) {
       return summary.error();
     }
-    double seconds = elapsed();
-    const registry::ImportProgress& c = summary->counts;
-    double rate = seconds > 0 ? static_cast<double>(c.lines) / seconds : 0.0;
-    json j = {{"manifest", opts->manifest},     {"lines", c.lines},   {"imported", c.imported},
-              {"skipped", c.skipped},           {"seconds", seconds}, {"lines_per_second", rate},
-              {"head", HeadJson(summary->head)}};
-    std::ostringstream h;
-    h << "Imported " << c.imported << " new device(s) from " << opts->manifest << " (" << c.lines
-      << " lines, " << c.skipped << " already registered) in " << std::fixed << std::setprecision(1)
-      << seconds << " s, " << std::setprecision(0) << rate << " lines/s\n"
-      << "  tree size: " << summary->head.tree_size << "\n";
-    Succeed(ctx, j, h.str());
+    ReportImport(ctx, opts->manifest, *summary,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     return OkStatus();
   }));
 }

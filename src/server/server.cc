@@ -290,6 +290,8 @@ awaitable<void> ServerImpl::Accept(Listener* listener) {
       continue;
     }
     metrics_.ConnectionAccepted();
+    // Handshake flights and responses are small: send them at once (no Nagle + delayed ACK).
+    socket.set_option(tcp::no_delay(true), ec);
     if (static_cast<size_t>(metrics_.active()) >= config_.max_connections) {
       metrics_.ConnectionRefusedAtLimit();
       socket.close(ec);

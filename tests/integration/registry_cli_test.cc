@@ -5,8 +5,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <filesystem>
 #include <functional>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -534,6 +537,19 @@ TEST_F(RegistryImportTest, ReadsStandardInputAndNeedsTheFactoryKey) {
   EXPECT_THAT(Registry({"import", tmp_ / "none.jsonl", "--factory-key", factory_pub_}),
               FailsWith(4, HasSubstr("none.jsonl")));
   EXPECT_THAT(Registry({"import", "-"}), FailsWith(2, HasSubstr("--factory-key")));
+}
+
+TEST_F(RegistryImportTest, ShowsProgressOnlyOnATerminal) {
+  const std::string manifest = tmp_ / "m.jsonl";
+  WriteText(manifest, Manifest(3));
+  // `script` runs the command on a pseudo-terminal (util-linux; not ours).
+  std::string command = std::string(HALLMARK_BINARY) + " registry --db " + db_ +
+                        " --registrar-key " + key_ + " import " + manifest + " --factory-key " +
+                        factory_pub_;
+  ProcessResult r = RunCommand({"script", "-qec", command, "/dev/null"});
+  ASSERT_THAT(r, Succeeds());
+  EXPECT_THAT(r.out, HasSubstr("3 lines, 3 new, 0 skipped"));
+  EXPECT_THAT(r.out, HasSubstr("lines/s"));
 }
 
 // --- help ---
