@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <ostream>
 #include <sstream>
 
 #include "core/encoding.h"
@@ -44,6 +46,8 @@ struct BadLineCase {
   Code code;
   std::string message;
 };
+
+void PrintTo(const BadLineCase& c, std::ostream* os) { *os << c.test_name; }
 
 class BadManifestLineTest : public ::testing::TestWithParam<BadLineCase> {};
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <ostream>
 
 #include "core/encoding.h"
 #include "registry/testing/registry_fixture.h"
@@ -70,6 +71,8 @@ struct BadFieldCase {
   std::function<void(DeviceRecord*)> mutate;
   std::string message;
 };
+
+void PrintTo(const BadFieldCase& c, std::ostream* os) { *os << c.test_name; }
 
 class BadFieldTest : public ::testing::TestWithParam<BadFieldCase> {};
 

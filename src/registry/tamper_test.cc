@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <ostream>
 
 #include "core/encoding.h"
 #include "registry/record.h"
@@ -119,6 +120,8 @@ struct Attack {
   // check runs against a directory opened before the attack (`running`) and the database.
   std::function<void(TamperTest&, ServingDirectory& running)> check;
 };
+
+void PrintTo(const Attack& c, std::ostream* os) { *os << c.test_name; }
 
 class TamperTableTest : public TamperTest, public ::testing::WithParamInterface<Attack> {
  public:

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <ostream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -321,6 +322,8 @@ struct CliAttack {
   std::string kind;
   bool writes_refused;  // registrar commands must refuse to sign on top of this
 };
+
+void PrintTo(const CliAttack& c, std::ostream* os) { *os << c.test_name; }
 
 class RegistryCliAttackTest : public RegistryTamperTest,
                               public ::testing::WithParamInterface<CliAttack> {
