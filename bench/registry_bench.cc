@@ -111,9 +111,10 @@ struct Workspace {
   int imports = 0;
 };
 
+// Shared is destroyed at exit, which removes the workspace directory.
 Workspace& Shared() {
-  static Workspace* w = new Workspace();
-  return *w;
+  static Workspace w;
+  return w;
 }
 
 void BM_ImportManifest(benchmark::State& state) {

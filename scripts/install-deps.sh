@@ -13,6 +13,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # interop peers used by the tests and the demo
   openssl sqlite3 procps curl
+  # the TLS baseline the server benchmark compares against (scripts/bench-server.sh)
+  nginx
 )
 
 SUDO=""

@@ -601,6 +601,10 @@ void AddVerify(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
     if (trusted->source == "database") {
       std::cerr << "hallmark: warning: checking against the registrar key stored in the "
                    "database; pass --registrar-pub to use a trusted copy\n";
+    } else if (!(trusted->key == reg->stored_registrar_key())) {
+      std::cerr << "hallmark: warning: the database names registrar key "
+                << Fingerprint(reg->stored_registrar_key()) << ", not " << Fingerprint(trusted->key)
+                << " from " << trusted->source << "\n";
     }
     auto start = std::chrono::steady_clock::now();
     auto report = reg->Verify(trusted->key, options);

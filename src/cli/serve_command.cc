@@ -11,6 +11,7 @@
 #include "cli/common.h"
 #include "core/clock.h"
 #include "core/file.h"
+#include "registry/registrar_key.h"
 #include "registry/serving_directory.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -24,13 +25,9 @@ using nlohmann::json;
 // key, never the private one.
 Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const std::string& db,
                                                                   const std::string& registrar) {
-  auto pem = ReadFile(registrar);
-  if (!pem) {
-    return pem.error();
-  }
-  auto key = PublicKey::FromPem(*pem);
+  auto key = registry::LoadRegistrarPublicKey(registrar);
   if (!key) {
-    return key.error().WithContext(registrar);
+    return key.error();
   }
   auto directory = registry::ServingDirectory::Open(db, *key);
   if (!directory) {

@@ -205,7 +205,11 @@ Result<Certificate> SignCertificate(const CertificateTemplate& tmpl, const Publi
       !s) {
     return s.error();
   }
-  if (X509_sign(cert.get(), issuer_key.native(), issuer_key.SigningDigest()) <= 0) {
+  auto ctx = issuer_key.NewSigningContext();
+  if (!ctx) {
+    return ctx.error();
+  }
+  if (X509_sign_ctx(cert.get(), ctx->get()) <= 0) {
     return OsslError("signing certificate");
   }
   return Certificate::FromSigned(std::move(cert), subject_key);

@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 
 #include <cstring>
+#include <mutex>
 
 #include "core/internal/asn1_types.h"
 
@@ -488,6 +489,47 @@ Result<std::string> PrivateKey::ToEncryptedPem(const SecretBytes& passphrase) co
 }
 
 const EVP_MD* PrivateKey::SigningDigest() const { return DigestFor(key_.get()); }
+
+struct PrivateKey::SigningTemplate {
+  std::once_flag once;
+  OsslPtr<EVP_MD_CTX> ctx;  // null if the key's provider cannot copy signing contexts
+};
+
+PrivateKey::PrivateKey(std::shared_ptr<EVP_PKEY> key, PublicKey pub)
+    : key_(std::move(key)),
+      public_(std::move(pub)),
+      signing_template_(std::make_shared<SigningTemplate>()) {}
+
+Result<OsslPtr<EVP_MD_CTX>> PrivateKey::FreshSigningContext() const {
+  OsslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, SigningDigest(), nullptr, key_.get()) != 1) {
+    return OsslError("EVP_DigestSignInit");
+  }
+  return ctx;
+}
+
+Result<OsslPtr<EVP_MD_CTX>> PrivateKey::NewSigningContext() const {
+  SigningTemplate& t = *signing_template_;
+  std::call_once(t.once, [this, &t]() {
+    auto fresh = FreshSigningContext();
+    if (fresh) {
+      // Only keep the template if copying works for this key's provider.
+      OsslPtr<EVP_MD_CTX> probe(EVP_MD_CTX_new());
+      if (probe && EVP_MD_CTX_copy_ex(probe.get(), fresh->get()) == 1) {
+        t.ctx = std::move(*fresh);
+      }
+    }
+    ERR_clear_error();
+  });
+  if (t.ctx) {
+    OsslPtr<EVP_MD_CTX> copy(EVP_MD_CTX_new());
+    if (copy && EVP_MD_CTX_copy_ex(copy.get(), t.ctx.get()) == 1) {
+      return copy;
+    }
+    ERR_clear_error();
+  }
+  return FreshSigningContext();
+}
 
 Result<Bytes> PrivateKey::Sign(std::span<const uint8_t> data) const {
   OsslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());

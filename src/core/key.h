@@ -116,13 +116,22 @@ class PrivateKey {
   // nullptr for Ed25519, which signs without a separate digest.
   const EVP_MD* SigningDigest() const;
 
+  // NewSigningContext returns a context initialised for signing with this key and
+  // SigningDigest(), for OpenSSL's *_sign_ctx functions. It copies a context prepared once per
+  // key, which skips OpenSSL 3's per-call algorithm lookups (falling back to a fresh
+  // initialisation for keys whose provider cannot copy contexts). Thread-safe.
+  Result<OsslPtr<EVP_MD_CTX>> NewSigningContext() const;
+
   EVP_PKEY* native() const { return key_.get(); }
 
  private:
-  PrivateKey(std::shared_ptr<EVP_PKEY> key, PublicKey pub)
-      : key_(std::move(key)), public_(std::move(pub)) {}
+  struct SigningTemplate;
+  PrivateKey(std::shared_ptr<EVP_PKEY> key, PublicKey pub);
+  Result<OsslPtr<EVP_MD_CTX>> FreshSigningContext() const;
+
   std::shared_ptr<EVP_PKEY> key_;
   PublicKey public_;
+  std::shared_ptr<SigningTemplate> signing_template_;
 };
 
 // Sha256 returns the SHA-256 digest of `data`.

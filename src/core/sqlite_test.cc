@@ -231,4 +231,17 @@ TEST(SqliteOpenTest, FailsInMissingDirectory) {
 }
 
 }  // namespace
+TEST_F(SqliteTest, EmptyBlobAndEmptyTextAreNotNull) {
+  auto insert = db_->Prepare("INSERT INTO devices (id, serial, cert) VALUES (?1, 1, ?2)");
+  ASSERT_THAT(insert, IsOk());
+  ASSERT_THAT(insert->Bind(1, std::string_view()).Bind(2, std::span<const uint8_t>()).Run(),
+              IsOk());
+  auto select = db_->Prepare("SELECT id IS NULL, cert IS NULL, length(cert) FROM devices");
+  ASSERT_THAT(select, IsOk());
+  ASSERT_TRUE(*select->Step());
+  EXPECT_EQ(select->ColumnInt(0), 0);
+  EXPECT_EQ(select->ColumnInt(1), 0);
+  EXPECT_EQ(select->ColumnInt(2), 0);
+}
+
 }  // namespace hallmark::sqlite

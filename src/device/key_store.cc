@@ -1,6 +1,7 @@
 #include "device/key_store.h"
 
 #include "core/file.h"
+#include "core/key_file.h"
 
 namespace hallmark::device {
 
@@ -13,42 +14,14 @@ Result<PublicKey> FileKeyStore::Create(KeyType type) {
   if (!key) {
     return key.error();
   }
-  Status written;
-  if (passphrase_.has_value()) {
-    auto pem = key->ToEncryptedPem(*passphrase_);
-    if (!pem) {
-      return pem.error();
-    }
-    written = WriteFileAtomic(path_, *pem, 0600, /*exclusive=*/true);
-  } else {
-    auto pem = key->ToPem(SecretAccess::Grant());
-    if (!pem) {
-      return pem.error();
-    }
-    written = WriteFileAtomic(path_, pem->view(SecretAccess::Grant()), 0600, /*exclusive=*/true);
-  }
-  if (!written) {
-    return written.error();
+  if (auto s = WritePrivateKeyFile(path_, *key, passphrase_, /*exclusive=*/true); !s) {
+    return s.error();
   }
   return key->Public();
 }
 
 Result<PrivateKey> FileKeyStore::Load() {
-  if (auto s = CheckPrivateFile(path_); !s) {
-    return s.error();
-  }
-  auto text = ReadFile(path_);
-  if (!text) {
-    return text.error();
-  }
-  SecretBytes pem(*text);
-  Wipe(*text);
-  auto key = PrivateKey::FromPem(pem.view(SecretAccess::Grant()),
-                                 passphrase_.has_value() ? &*passphrase_ : nullptr);
-  if (!key) {
-    return key.error().WithContext("device key " + path_);
-  }
-  return key;
+  return ReadPrivateKeyFile(path_, "device key", passphrase_);
 }
 
 }  // namespace hallmark::device

@@ -1,6 +1,7 @@
 #include "registry/registrar_key.h"
 
 #include "core/file.h"
+#include "core/key_file.h"
 
 namespace hallmark::registry {
 
@@ -29,20 +30,7 @@ Result<RegistrarKey> RegistrarKey::Create(const std::string& path,
   if (!key) {
     return key.error();
   }
-  Status written;
-  if (passphrase.has_value()) {
-    auto pem = key->ToEncryptedPem(*passphrase);
-    if (!pem) {
-      return pem.error();
-    }
-    written = WriteFileAtomic(path, *pem, 0600, /*exclusive=*/true);
-  } else {
-    auto pem = key->ToPem(SecretAccess::Grant());
-    if (!pem) {
-      return pem.error();
-    }
-    written = WriteFileAtomic(path, pem->view(SecretAccess::Grant()), 0600, /*exclusive=*/true);
-  }
+  Status written = WritePrivateKeyFile(path, *key, passphrase, /*exclusive=*/true);
   if (!written) {
     return written.error().WithContext("registrar key");
   }
@@ -51,28 +39,9 @@ Result<RegistrarKey> RegistrarKey::Create(const std::string& path,
 
 Result<RegistrarKey> RegistrarKey::Load(const std::string& path,
                                         const std::optional<SecretBytes>& passphrase) {
-  if (auto s = CheckPrivateFile(path); !s) {
-    if (s.error().code() == Code::kNotFound) {
-      return Error(Code::kNotFound, "registrar key " + path + " does not exist");
-    }
-    return s.error();
-  }
-  auto text = ReadFile(path);
-  if (!text) {
-    return text.error();
-  }
-  SecretBytes pem(*text);
-  Wipe(*text);
-  auto key = PrivateKey::FromPem(pem.view(SecretAccess::Grant()),
-                                 passphrase.has_value() ? &*passphrase : nullptr);
+  auto key = ReadPrivateKeyFile(path, "registrar key", passphrase);
   if (!key) {
-    if (key.error().code() == Code::kFailedPrecondition) {
-      return Error(Code::kFailedPrecondition,
-                   "registrar key " + path +
-                       " is encrypted; give its passphrase with --passphrase-file or "
-                       "HALLMARK_PASSPHRASE_FILE");
-    }
-    return key.error().WithContext("registrar key " + path);
+    return key.error();
   }
   auto registrar = FromPrivateKey(std::move(*key));
   if (!registrar) {
