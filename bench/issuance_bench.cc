@@ -155,13 +155,13 @@ void IssueBatch(benchmark::State& state, const std::string& parent) {
 }
 
 void BM_IssueDurable_Disk(benchmark::State& state) { IssueSingle(state, "."); }
-BENCHMARK(BM_IssueDurable_Disk)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_IssueDurable_Disk)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void BM_IssueDurable_Tmpfs(benchmark::State& state) { IssueSingle(state, "/dev/shm"); }
 BENCHMARK(BM_IssueDurable_Tmpfs)->Unit(benchmark::kMicrosecond);
 
 void BM_IssueBatch_Disk(benchmark::State& state) { IssueBatch(state, "."); }
-BENCHMARK(BM_IssueBatch_Disk)->Arg(16)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_IssueBatch_Disk)->Arg(16)->Arg(64)->Arg(256)->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // CollectingReporter prints as usual and keeps items/s per benchmark for the summary.
 class CollectingReporter : public benchmark::ConsoleReporter {

@@ -65,6 +65,7 @@ Certificate Certificate::FromNative(X509* cert) {
 
 Certificate Certificate::FromSigned(OsslPtr<X509> cert, PublicKey key) {
   Certificate c(ShareCert(std::move(cert)), std::move(key));
+  c.der_ = std::make_shared<const Bytes>(c.ToDer());
   c.reparsed_ = std::make_shared<Reparsed>();
   return c;
 }
@@ -126,12 +127,16 @@ Result<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pem)
 }
 
 std::string Certificate::ToPem() const {
+  Bytes der = ToDer();
   OsslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  PEM_write_bio_X509(bio.get(), cert_.get());
+  PEM_write_bio(bio.get(), "CERTIFICATE", "", der.data(), static_cast<long>(der.size()));
   return BioToString(bio.get());
 }
 
 Bytes Certificate::ToDer() const {
+  if (der_) {
+    return *der_;
+  }
   int len = i2d_X509(cert_.get(), nullptr);
   Bytes der(static_cast<size_t>(len > 0 ? len : 0));
   unsigned char* p = der.data();

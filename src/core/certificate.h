@@ -96,6 +96,9 @@ class Certificate {
   };
   std::shared_ptr<X509> cert_;
   std::shared_ptr<Reparsed> reparsed_;
+  // der_ caches the encoding of a certificate built in memory, whose X509 would otherwise be
+  // re-encoded (every extension) on each ToDer.
+  std::shared_ptr<const Bytes> der_;
   PublicKey key_;
 };
 
