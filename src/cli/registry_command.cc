@@ -100,40 +100,15 @@ json RecordJson(const DeviceRecord& r) {
           {"signature", Base64Encode(r.signature)}};
 }
 
-json HeadJson(const registry::TreeHead& h) {
-  return {{"tree_size", h.tree_size},
-          {"root_hash", registry::HashHex(h.root_hash)},
-          {"timestamp", h.timestamp},
-          {"signer", h.signer},
-          {"signature", Base64Encode(h.signature)}};
-}
+json HeadJson(const registry::TreeHead& h) { return json::parse(registry::TreeHeadToJson(h)); }
 
 // ParseHeadJson reads what `registry head` prints.
 Result<registry::TreeHead> ParseHeadJson(const std::string& text, const std::string& path) {
-  auto j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  auto bad = [&path](const std::string& why) {
-    return Error(Code::kInvalidArgument, "tree head file " + path + ": " + why);
-  };
-  if (j.is_discarded() || !j.is_object() || !j["tree_size"].is_number_unsigned() ||
-      !j["root_hash"].is_string() || !j["timestamp"].is_number_integer() ||
-      !j["signature"].is_string()) {
-    return bad("expected the JSON object `hallmark registry head` prints");
+  auto head = registry::TreeHeadFromJson(text);
+  if (!head) {
+    return head.error().WithContext("file " + path);
   }
-  registry::TreeHead h;
-  h.tree_size = j["tree_size"].get<uint64_t>();
-  auto root = registry::HashFromHex(j["root_hash"].get<std::string>());
-  if (!root) {
-    return bad(root.error().message());
-  }
-  h.root_hash = *root;
-  h.timestamp = j["timestamp"].get<int64_t>();
-  h.signer = j.value("signer", std::string(registry::kRegistrarSigner));
-  auto sig = Base64Decode(j["signature"].get<std::string>());
-  if (!sig) {
-    return bad("signature is not Base64");
-  }
-  h.signature = std::move(*sig);
-  return h;
+  return head;
 }
 
 std::string HumanRecord(const DeviceRecord& r) {

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "registry/registrar_key.h"
 #include "registry/serving_directory.h"
+#include "registry/tree_head.h"
 #include "server/config.h"
 #include "server/server.h"
 
@@ -21,24 +22,77 @@ namespace {
 
 using nlohmann::json;
 
-// OpenServingDirectory opens the registry for the server: it holds only the registrar's public
-// key, never the private one.
-Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const std::string& db,
-                                                                  const std::string& registrar) {
-  auto key = registry::LoadRegistrarPublicKey(registrar);
-  if (!key) {
-    return key.error();
-  }
-  auto directory = registry::ServingDirectory::Open(db, *key);
-  if (!directory) {
-    return directory.error();
-  }
-  return std::unique_ptr<registry::Directory>(std::move(*directory));
-}
-
 std::string EndpointText(const server::Endpoint& e) {
   return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" +
          std::to_string(e.port);
+}
+
+// PersistingDirectory keeps the newest verified tree head in a file (write-then-rename), so a
+// restart refuses a registry rolled back to an older copy (docs/adr/0004).
+class PersistingDirectory : public registry::Directory {
+ public:
+  PersistingDirectory(std::unique_ptr<registry::ServingDirectory> inner, std::string head_file)
+      : inner_(std::move(inner)), head_file_(std::move(head_file)) {}
+
+  Result<registry::DeviceRecord> Lookup(std::string_view device_id) override {
+    return inner_->Lookup(device_id);
+  }
+
+  Result<std::vector<std::string>> Refresh() override {
+    auto changed = inner_->Refresh();
+    if (changed && !changed->empty()) {
+      if (auto s = Persist(); !s) {
+        spdlog::error("event=head_persist_failed error=\"{}\"", s.error().message());
+      }
+    }
+    return changed;
+  }
+
+  Status Persist() {
+    if (head_file_.empty()) {
+      return OkStatus();
+    }
+    return WriteFileAtomic(head_file_, registry::TreeHeadToJson(inner_->head()) + "\n", 0644);
+  }
+
+ private:
+  std::unique_ptr<registry::ServingDirectory> inner_;
+  std::string head_file_;
+};
+
+// OpenServingDirectory opens the registry for the server: it holds only the registrar's public
+// key, never the private one, and refuses a registry older than the head it saw last.
+Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const server::ServerConfig& c) {
+  auto key = registry::LoadRegistrarPublicKey(c.registrar_public_key);
+  if (!key) {
+    return key.error();
+  }
+  registry::ServingDirectory::Options options;
+  if (!c.registry_head_file.empty() && FileExists(c.registry_head_file)) {
+    auto text = ReadFile(c.registry_head_file);
+    if (!text) {
+      return text.error();
+    }
+    auto head = registry::TreeHeadFromJson(*text);
+    if (!head) {
+      return head.error().WithContext(c.registry_head_file);
+    }
+    if (auto s = registry::VerifyTreeHead(*key, *head); !s) {
+      return Error(Code::kDataLoss,
+                   "the tree head in " + c.registry_head_file + " is not signed by the registrar");
+    }
+    options.trusted_head = std::move(*head);
+  }
+  auto directory = registry::ServingDirectory::Open(c.registry_db, *key, options);
+  if (!directory) {
+    return directory.error();
+  }
+  auto persisting =
+      std::make_unique<PersistingDirectory>(std::move(*directory), c.registry_head_file);
+  if (auto s = persisting->Persist(); !s) {
+    return s.error().WithContext("registry head file");
+  }
+  return std::unique_ptr<registry::Directory>(std::move(persisting));
 }
 
 Status Serve(Context& ctx, const std::string& config_path, const std::string& log_level) {
@@ -57,7 +111,7 @@ Status Serve(Context& ctx, const std::string& config_path, const std::string& lo
 
   std::unique_ptr<registry::Directory> directory;
   if (!config->registry_db.empty()) {
-    auto opened = OpenServingDirectory(config->registry_db, config->registrar_public_key);
+    auto opened = OpenServingDirectory(*config);
     if (!opened) {
       return opened.error().WithContext("registry");
     }

@@ -1,6 +1,10 @@
 #include "registry/tree_head.h"
 
 #include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "core/encoding.h"
+#include "registry/record.h"
 
 namespace hallmark::registry {
 
@@ -81,6 +85,42 @@ Status VerifyTreeHead(const PublicKey& key, const TreeHead& head) {
                                              " does not verify with the registrar key");
   }
   return OkStatus();
+}
+
+std::string TreeHeadToJson(const TreeHead& head) {
+  nlohmann::json j = {{"tree_size", head.tree_size},
+                      {"root_hash", HashHex(head.root_hash)},
+                      {"timestamp", head.timestamp},
+                      {"signer", head.signer},
+                      {"signature", Base64Encode(head.signature)}};
+  return j.dump();
+}
+
+Result<TreeHead> TreeHeadFromJson(std::string_view text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto bad = [](const std::string& why) {
+    return Error(Code::kInvalidArgument, "tree head: " + why);
+  };
+  if (j.is_discarded() || !j.is_object() || !j["tree_size"].is_number_unsigned() ||
+      !j["root_hash"].is_string() || !j["timestamp"].is_number_integer() ||
+      !j["signature"].is_string()) {
+    return bad("expected the JSON object `hallmark registry head` prints");
+  }
+  TreeHead h;
+  h.tree_size = j["tree_size"].get<uint64_t>();
+  auto root = HashFromHex(j["root_hash"].get<std::string>());
+  if (!root) {
+    return bad(root.error().message());
+  }
+  h.root_hash = *root;
+  h.timestamp = j["timestamp"].get<int64_t>();
+  h.signer = j.value("signer", std::string(kRegistrarSigner));
+  auto sig = Base64Decode(j["signature"].get<std::string>());
+  if (!sig) {
+    return bad("signature is not Base64");
+  }
+  h.signature = std::move(*sig);
+  return h;
 }
 
 }  // namespace hallmark::registry

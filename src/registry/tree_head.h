@@ -40,6 +40,14 @@ std::string CanonicalTreeHead(const TreeHead& head);
 // unless `text` is exactly a canonical tree head.
 Result<TreeHead> ParseCanonicalTreeHead(std::string_view text);
 
+// TreeHeadToJson returns the head as the JSON object `hallmark registry head` prints:
+// {"tree_size", "root_hash" (hex), "timestamp", "signer", "signature" (Base64)}.
+std::string TreeHeadToJson(const TreeHead& head);
+
+// TreeHeadFromJson parses that object. kInvalidArgument names what is missing or malformed.
+// The signature is not checked here (VerifyTreeHead does that).
+Result<TreeHead> TreeHeadFromJson(std::string_view text);
+
 // SignTreeHead sets `head->signature` to `key`'s signature over the canonical text.
 Status SignTreeHead(const PrivateKey& key, TreeHead* head);
 

@@ -182,16 +182,19 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
   c.max_header_bytes = *maxh;
 
   if (const toml::table* reg = root["registry"].as_table(); reg != nullptr) {
-    if (auto s = CheckKeys(*reg, "registry", {"db", "registrar_public_key", "refresh_interval_ms"});
+    if (auto s = CheckKeys(*reg, "registry",
+                           {"db", "registrar_public_key", "refresh_interval_ms", "head_file"});
         !s) {
       return s.error();
     }
     auto db = String(*reg, "registry", "db", true);
     auto pub = String(*reg, "registry", "registrar_public_key", true);
     auto refresh = Integer<int64_t>(*reg, "registry", "refresh_interval_ms", 250, 10, 60000);
-    if (!db || !pub || !refresh) {
-      return !db ? db.error() : !pub ? pub.error() : refresh.error();
+    auto head_file = String(*reg, "registry", "head_file", false);
+    if (!db || !pub || !refresh || !head_file) {
+      return !db ? db.error() : !pub ? pub.error() : !refresh ? refresh.error() : head_file.error();
     }
+    c.registry_head_file = head_file->empty() ? "" : Resolve(base, *head_file);
     c.registry_db = Resolve(base, *db);
     c.registrar_public_key = Resolve(base, *pub);
     c.registry_refresh = std::chrono::milliseconds(*refresh);

@@ -15,6 +15,7 @@
 //   db = "registry.db"
 //   registrar_public_key = "registrar.pub"
 //   refresh_interval_ms = 250
+//   head_file = "server-head.json"     # newest verified tree head, kept across restarts
 //
 //   [admin]
 //   listen = "127.0.0.1:9100"          # /metrics and /healthz, loopback only
@@ -66,6 +67,9 @@ struct ServerConfig {
   std::string registry_db;
   std::string registrar_public_key;
   std::chrono::milliseconds registry_refresh{250};
+  // registry_head_file: where the server keeps the newest tree head it verified, so that a
+  // database rolled back to an older copy is refused at the next start (optional).
+  std::string registry_head_file;
 
   std::optional<Endpoint> admin;
   std::vector<ListenerConfig> listeners;

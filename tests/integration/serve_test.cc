@@ -485,5 +485,84 @@ TEST_F(ServeTest, RevocationReachesTheServerAndPlainSqlCannotUndoIt) {
   EXPECT_THAT(RegistryHello("reg-2.key"), FailsWith(5, HasSubstr("refused")));
 }
 
+// A server restarted on a registry copied back from before a revocation must refuse to serve it:
+// it keeps the newest tree head it verified (head_file) and the old copy does not extend it.
+TEST(ServeRollbackTest, RefusesARegistryRolledBackToBeforeARevocation) {
+  TempDir dir;
+  auto p = [&dir](const std::string& name) { return dir / name; };
+  auto registry = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"registry", "--db", p("reg.db"), "--registrar-key", p("reg.key")});
+    return Hallmark(args);
+  };
+  ASSERT_THAT(registry({"init"}), Succeeds());
+  ASSERT_THAT(Hallmark({"device", "--key", p("dev.key"), "keygen"}), Succeeds());
+  ASSERT_THAT(Openssl({"pkey", "-in", p("dev.key"), "-pubout", "-out", p("dev.pub")}), Succeeds());
+  ASSERT_THAT(registry({"add", "--pubkey", p("dev.pub"), "--serial", "DEV-1"}), Succeeds());
+  // The copy an attacker (or a careless restore) will put back later.
+  ASSERT_THAT(RunCommand({"sqlite3", p("reg.db"), ".backup " + p("before-revoke.db")}), Succeeds());
+
+  // Server certificate from a throwaway CA.
+  ASSERT_THAT(Hallmark({"ca", "--dir", p("ca"), "init"}), Succeeds());
+  ASSERT_THAT(Hallmark({"ca", "--dir", p("ca"), "customer", "add", "acme"}), Succeeds());
+  ASSERT_THAT(Hallmark({"device", "--key", p("server.key"), "keygen"}), Succeeds());
+  ASSERT_THAT(Hallmark({"device", "--key", p("server.key"), "csr", "--san", "ip:127.0.0.1", "--out",
+                        p("server.csr")}),
+              Succeeds());
+  ASSERT_THAT(Hallmark({"ca", "--dir", p("ca"), "issue", "--customer", "acme", "--profile",
+                        "server", p("server.csr"), "--out", p("server.pem"), "--chain"}),
+              Succeeds());
+  WriteText(p("hallmark.toml"),
+            "[server]\ncertificate = \"server.pem\"\nprivate_key = \"server.key\"\n"
+            "[registry]\ndb = \"reg.db\"\nregistrar_public_key = \"reg.key.pub\"\n"
+            "refresh_interval_ms = 20\nhead_file = \"server-head.json\"\n"
+            "[[listener]]\nlisten = \"127.0.0.1:0\"\npolicy = \"registry\"\n");
+  auto start = [&](ServerProcess& server) -> std::optional<int> {
+    if (!server.Start({HALLMARK_BINARY, "serve", "--config", p("hallmark.toml")},
+                      p("server.log"))) {
+      return std::nullopt;
+    }
+    auto ready = server.ReadLine(std::chrono::seconds(30));
+    if (!ready.has_value()) {
+      return std::nullopt;
+    }
+    return PortOf(nlohmann::json::parse(*ready)["listeners"][0]["listen"]);
+  };
+  auto hello = [&](int port) {
+    return Hallmark({"device", "--key", p("dev.key"), "hello", "--server",
+                     "127.0.0.1:" + std::to_string(port), "--trust",
+                     p("ca/customers/acme/ca.pem")});
+  };
+
+  {
+    ServerProcess server;
+    auto port = start(server);
+    ASSERT_TRUE(port.has_value()) << ReadText(p("server.log"));
+    ASSERT_THAT(hello(*port), Succeeds());
+    ProcessResult id = Hallmark({"device", "--key", p("dev.key"), "id"});
+    ASSERT_THAT(registry({"revoke", id.out.substr(0, 64)}), Succeeds());
+    bool refused = false;
+    for (int attempt = 0; attempt < 200 && !refused; ++attempt) {
+      refused = hello(*port).exit_code != 0;
+    }
+    ASSERT_TRUE(refused);
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  // Legitimate twin: a restart on the genuine registry serves (and still refuses the device).
+  {
+    ServerProcess server;
+    auto port = start(server);
+    ASSERT_TRUE(port.has_value()) << ReadText(p("server.log"));
+    EXPECT_NE(hello(*port).exit_code, 0);
+    EXPECT_EQ(server.Stop(), 0);
+  }
+  // The rollback: the pre-revocation copy is put back. The server must not start on it.
+  ASSERT_THAT(RunCommand({"sqlite3", p("reg.db"), ".restore " + p("before-revoke.db")}),
+              Succeeds());
+  ProcessResult refused = Hallmark({"serve", "--config", p("hallmark.toml")});
+  EXPECT_EQ(refused.exit_code, 8) << refused.err;
+  EXPECT_THAT(refused.err, HasSubstr("registry"));
+  std::cout << "[ rollback ] " << refused.err;
+}
+
 }  // namespace
 }  // namespace hallmark::testing
