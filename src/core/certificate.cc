@@ -56,11 +56,12 @@ Result<Certificate> Certificate::Wrap(OsslPtr<X509> cert) {
   return Certificate(std::move(shared), std::move(*pk));
 }
 
-Certificate Certificate::FromNative(X509* cert) {
-  auto c = Wrap(UpRef(cert));
-  // Callers hand in certificates OpenSSL already parsed, whose key therefore decodes.
-  assert(c.has_value());
-  return std::move(*c);
+Result<Certificate> Certificate::FromNative(X509* cert) {
+  OsslPtr<X509> ref = UpRef(cert);
+  if (!ref) {
+    return Error(Code::kInvalidArgument, "no certificate");
+  }
+  return Wrap(std::move(ref));
 }
 
 Certificate Certificate::FromSigned(OsslPtr<X509> cert, PublicKey key) {

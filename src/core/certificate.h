@@ -50,9 +50,10 @@ class Certificate {
   // ChainFromPem parses every CERTIFICATE block of `pem` in order. kInvalidArgument if there is
   // none or one does not parse.
   static Result<std::vector<Certificate>> ChainFromPem(std::string_view pem);
-  // FromNative takes another reference on `cert`, which OpenSSL must have parsed or built
-  // with a decodable key.
-  static Certificate FromNative(X509* cert);
+  // FromNative takes another reference on `cert`. kInvalidArgument if its public key does not
+  // decode: OpenSSL's d2i_X509 accepts such certificates (it leaves the key empty), so a peer
+  // can send one.
+  static Result<Certificate> FromNative(X509* cert);
   // FromSigned adopts a certificate just built and signed for `key`, without decoding the key
   // again (OpenSSL 3's decoders cost more than the signature). `key` must be the certificate's
   // subject key.

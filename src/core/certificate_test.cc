@@ -188,7 +188,7 @@ TEST(CertificateTest, FingerprintIsSha256OfDer) {
 
 TEST(CertificateTest, FromNativeSharesTheCertificate) {
   ASSERT_OK_AND_ASSIGN(Issued root, MakeRoot("Acme Root CA"));
-  Certificate copy = Certificate::FromNative(root.cert.native());
+  Certificate copy = *Certificate::FromNative(root.cert.native());
   EXPECT_EQ(copy, root.cert);
   EXPECT_EQ(copy.Key(), root.key.Public());
 }
@@ -489,7 +489,7 @@ TEST_F(FreshlySignedCertificateTest, ChainVerifiesWithoutReparsing) {
 }
 
 TEST_F(FreshlySignedCertificateTest, FromNativeKeepsKey) {
-  Certificate copy = Certificate::FromNative(root_->cert.native());
+  Certificate copy = *Certificate::FromNative(root_->cert.native());
   EXPECT_EQ(copy.Key(), root_->key.Public());
 }
 

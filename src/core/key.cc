@@ -62,6 +62,20 @@ int PassphraseCallback(char* buf, int size, int /*rwflag*/, void* u) {
   return static_cast<int>(p.size());
 }
 
+// IsCompressedEcPoint reports whether `spki` holds an EC key as a compressed point, whose
+// device ID must be computed over the uncompressed form (FromDer canonicalises).
+bool IsCompressedEcPoint(const X509_PUBKEY* spki) {
+  const unsigned char* bits = nullptr;
+  int len = 0;
+  X509_ALGOR* alg = nullptr;
+  if (X509_PUBKEY_get0_param(nullptr, &bits, &len, &alg, spki) != 1 || len < 1) {
+    return false;
+  }
+  const ASN1_OBJECT* obj = nullptr;
+  X509_ALGOR_get0(&obj, nullptr, nullptr, alg);
+  return OBJ_obj2nid(obj) == NID_X9_62_id_ecPublicKey && (bits[0] == 0x02 || bits[0] == 0x03);
+}
+
 }  // namespace
 
 Result<KeyType> ParseKeyType(std::string_view name) {
@@ -130,6 +144,9 @@ Result<PublicKey> PublicKey::FromNative(EVP_PKEY* key) {
   if (!spki) {
     return spki.error();
   }
+  if (IsCompressedEcPoint(raw)) {
+    return FromDer(*spki);
+  }
   return PublicKey(Share(std::move(owned)), std::move(x509_pubkey), std::move(*spki));
 }
 
@@ -137,6 +154,13 @@ Result<PublicKey> PublicKey::FromX509Pubkey(std::shared_ptr<X509_PUBKEY> x509_pu
   EVP_PKEY* key = X509_PUBKEY_get0(x509_pubkey.get());
   if (key == nullptr) {
     return OsslError(Code::kInvalidArgument, "public key does not parse");
+  }
+  if (IsCompressedEcPoint(x509_pubkey.get())) {
+    auto der = EncodeSpki(x509_pubkey.get());
+    if (!der) {
+      return der.error();
+    }
+    return FromDer(*der);
   }
   OsslPtr<EVP_PKEY> owned = UpRef(key);
   auto spki = EncodeSpki(x509_pubkey.get());
@@ -147,6 +171,48 @@ Result<PublicKey> PublicKey::FromX509Pubkey(std::shared_ptr<X509_PUBKEY> x509_pu
 }
 
 namespace {
+
+// IsWeakEd25519Key reports whether a 32-byte Ed25519 public key is one of the small-order
+// points (for which OpenSSL's verification accepts forged signatures, as for the EC point at
+// infinity) or encodes y >= p (non-canonical). The list is the one libsodium rejects; the sign
+// bit is ignored.
+bool IsWeakEd25519Key(const unsigned char* key) {
+  static constexpr unsigned char kSmallOrder[][32] = {
+      // 0 (order 4)
+      {0},
+      // 1 (order 1)
+      {0x01},
+      // order 8
+      {0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4,
+       0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6,
+       0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05},
+      // order 8
+      {0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b,
+       0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39,
+       0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a},
+      // p - 1 (order 2)
+      {0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+       0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f},
+  };
+  unsigned char y[32];
+  std::memcpy(y, key, 32);
+  y[31] &= 0x7f;
+  for (const auto& weak : kSmallOrder) {
+    if (std::memcmp(y, weak, 32) == 0) {
+      return true;
+    }
+  }
+  // y >= p = 2^255 - 19, little-endian: ed ff .. ff 7f and above.
+  if (y[31] == 0x7f && y[0] >= 0xed) {
+    bool all_ff = true;
+    for (int i = 1; i < 31; ++i) {
+      all_ff = all_ff && y[i] == 0xff;
+    }
+    return all_ff;
+  }
+  return false;
+}
 
 // ImportEcPublicKey builds a public-only EC key on curve `group` from an encoded point.
 Result<OsslPtr<EVP_PKEY>> ImportEcPublicKey(const char* group, const unsigned char* point,
@@ -245,6 +311,11 @@ Result<OsslPtr<EVP_PKEY>> DecodeKey(const HALLMARK_SPKI& spki, std::span<const u
   if (alg == NID_ED25519) {
     if (ptype != V_ASN1_UNDEF) {
       return Error(Code::kInvalidArgument, "Ed25519 public key has algorithm parameters");
+    }
+    if (bits_len == 32 && IsWeakEd25519Key(bits)) {
+      return Error(Code::kInvalidArgument,
+                   "Ed25519 public key is a small-order point or not canonically encoded "
+                   "(signatures could be forged for it)");
     }
     OsslPtr<EVP_PKEY> out(EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, nullptr, bits, bits_len));
     if (!out) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "core/certificate.h"
 #include "core/encoding.h"
 #include "core/ossl.h"
 #include "core/secret_bytes.h"
@@ -470,6 +471,50 @@ TEST(SpkiTest, CompressedPointHasTheSameDeviceIdAsUncompressed) {
   ASSERT_OK_AND_ASSIGN(PublicKey parsed, PublicKey::FromDer(compressed));
   EXPECT_EQ(parsed.DeviceId(), key.Public().DeviceId());
   EXPECT_EQ(parsed.SpkiDer(), key.Public().SpkiDer());
+}
+
+class WeakEd25519Test : public ::testing::TestWithParam<std::string> {};
+
+// A small-order Ed25519 key lets anybody forge signatures (OpenSSL's verify accepts them), like
+// the EC point at infinity.
+TEST_P(WeakEd25519Test, SmallOrderOrNonCanonicalKeyIsRefused) {
+  EXPECT_THAT(PublicKey::FromDer(Hex("302a300506032b6570032100" + GetParam())),
+              HasError(Code::kInvalidArgument, HasSubstr("small-order")));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Keys, WeakEd25519Test,
+    ::testing::Values(std::string(64, '0'), "01" + std::string(62, '0'),
+                      "0000000000000000000000000000000000000000000000000000000000000080",
+                      "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+                      "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+                      "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                      "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+                      "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"));
+
+TEST(SpkiTest, CompressedKeyGetsTheSameDeviceIdOnEveryPath) {
+  ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kP256));
+  OsslPtr<EVP_PKEY> compressed(EVP_PKEY_dup(key.native()));
+  ASSERT_EQ(EVP_PKEY_set_utf8_string_param(
+                compressed.get(), OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+            1);
+  ASSERT_OK_AND_ASSIGN(PublicKey from_native, PublicKey::FromNative(compressed.get()));
+  EXPECT_EQ(from_native.DeviceId(), key.Public().DeviceId());
+  // The certificate path: a self-signed certificate over the compressed key, parsed.
+  OsslPtr<X509> x(X509_new());
+  X509_set_version(x.get(), X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 3600);
+  X509_set_pubkey(x.get(), compressed.get());
+  ASSERT_GT(X509_sign(x.get(), key.native(), EVP_sha256()), 0);
+  unsigned char* der = nullptr;
+  int len = i2d_X509(x.get(), &der);
+  ASSERT_GT(len, 0);
+  Bytes cert_der(der, der + len);
+  OPENSSL_free(der);
+  ASSERT_OK_AND_ASSIGN(Certificate cert, Certificate::FromDer(cert_der));
+  EXPECT_EQ(cert.Key().DeviceId(), key.Public().DeviceId());
 }
 
 }  // namespace

@@ -87,7 +87,9 @@ Result<OsslPtr<SSL_CTX>> ClientContext(const PrivateKey& key, std::span<const Ce
     return OsslError(Code::kInvalidArgument, "device certificate and key do not match");
   }
   for (size_t i = 1; i < chain.size(); ++i) {
-    SSL_CTX_add1_chain_cert(c, chain[i].native());
+    if (SSL_CTX_add1_chain_cert(c, chain[i].native()) != 1) {
+      return OsslError(Code::kInvalidArgument, "device certificate chain is not usable");
+    }
   }
   // Pinned trust only: a store with the configured certificates, no default paths.
   X509_STORE* store = SSL_CTX_get_cert_store(c);
@@ -156,12 +158,16 @@ Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
       inet_pton(AF_INET, name.c_str(), ip) == 1 || inet_pton(AF_INET6, name.c_str(), ip) == 1;
   X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
   if (is_ip) {
-    X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str());
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) {
+      return OsslError(Code::kInvalidArgument, "cannot check the server address " + name);
+    }
   } else {
     // SSL_set_tlsext_host_name is a macro with a C cast.
     SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
              const_cast<char*>(name.c_str()));
-    SSL_set1_host(ssl.get(), name.c_str());
+    if (SSL_set1_host(ssl.get(), name.c_str()) != 1) {
+      return OsslError(Code::kInvalidArgument, "cannot check the server name " + name);
+    }
   }
   if (SSL_connect(ssl.get()) != 1) {
     long verify = SSL_get_verify_result(ssl.get());
@@ -204,7 +210,9 @@ Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
     return reply.error();
   }
   if (X509* peer = SSL_get0_peer_certificate(ssl.get()); peer != nullptr) {
-    reply->server_subject = Certificate::FromNative(peer).Subject();
+    if (auto server_cert = Certificate::FromNative(peer); server_cert) {
+      reply->server_subject = server_cert->Subject();
+    }
   }
   SSL_shutdown(ssl.get());
   return reply;

@@ -150,6 +150,14 @@ Result<std::unique_ptr<TrustPolicy>> MakeCaPolicy(CaPolicyOptions options) {
       return Error(Code::kInvalidArgument,
                    "anchor " + anchor.Subject() + " is not a CA certificate");
     }
+    // The anchor is the customer's intermediate. A self-signed root as anchor would let in the
+    // devices the vendor made for every other customer (chain.pem holds the root too).
+    if (X509_check_issued(anchor.native(), anchor.native()) == X509_V_OK) {
+      return Error(Code::kInvalidArgument,
+                   "anchor " + anchor.Subject() +
+                       " is self-signed (a vendor root?); anchor the customer's intermediate "
+                       "(customers/NAME/ca.pem), not a chain or a root");
+    }
     if (X509_STORE_add_cert(store.get(), anchor.native()) != 1) {
       return OsslError("X509_STORE_add_cert");
     }

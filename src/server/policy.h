@@ -36,9 +36,10 @@ class TrustPolicy {
   virtual ~TrustPolicy() = default;
   virtual std::string_view name() const = 0;
   // Authorize returns the identity of the device that presented `leaf` (with `untrusted` as the
-  // rest of its chain) if this policy lets it in. The TLS layer has already checked that the
-  // peer holds the leaf's private key. kUnauthenticated with a reason for the server log
-  // (never sent to the device) otherwise.
+  // rest of its chain) if this policy lets it in. It runs during the handshake, before the
+  // peer has proved possession of the leaf's key (the TLS layer checks CertificateVerify
+  // afterwards and fails the handshake if it does not verify), so it must treat its input as
+  // hostile. kUnauthenticated with a reason for the server log (never sent to the device).
   virtual Result<PeerIdentity> Authorize(const Certificate& leaf,
                                          std::span<const Certificate> untrusted) const = 0;
 };

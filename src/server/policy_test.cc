@@ -118,6 +118,10 @@ TEST_F(PolicyTest, MakeCaPolicyRefusesBadAnchorsAndForeignCrls) {
   leaf_anchor.anchors = {Issue("acme", ca::Profile::kDevice)};
   EXPECT_THAT(MakeCaPolicy(std::move(leaf_anchor)),
               HasError(Code::kInvalidArgument, HasSubstr("not a CA certificate")));
+  CaPolicyOptions root_anchor;
+  root_anchor.anchors = {ca_->root()};
+  EXPECT_THAT(MakeCaPolicy(std::move(root_anchor)),
+              HasError(Code::kInvalidArgument, HasSubstr("self-signed")));
   CaPolicyOptions foreign;
   foreign.anchors = {*ca_->CustomerCertificate("acme")};
   foreign.crls = {*ca_->MakeCrl("globex", 86400)};

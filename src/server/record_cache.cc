@@ -20,8 +20,10 @@ RecordCache::~RecordCache() {
 
 Result<registry::DeviceRecord> RecordCache::Lookup(std::string_view device_id) {
   const auto now = std::chrono::steady_clock::now();
+  uint64_t generation = 0;
   {
     std::shared_lock lock(mu_);
+    generation = generation_;
     auto it = entries_.find(std::string(device_id));
     if (it != entries_.end() && now - it->second.loaded < options_.max_age) {
       hits_.fetch_add(1, std::memory_order_relaxed);
@@ -38,6 +40,13 @@ Result<registry::DeviceRecord> RecordCache::Lookup(std::string_view device_id) {
     return record.error();
   }
   std::unique_lock lock(mu_);
+  if (generation != generation_) {
+    // A refresh ran meanwhile and may have dropped this very device: answer, don't cache.
+    if (record) {
+      return record;
+    }
+    return Error(Code::kNotFound, "device " + std::string(device_id) + " is not registered");
+  }
   if (entries_.size() >= options_.max_entries) {
     entries_.clear();  // crude but bounded; the directory stays authoritative
   }
@@ -60,6 +69,7 @@ Result<size_t> RecordCache::Refresh() {
   size_t dropped = 0;
   if (!changed->empty()) {
     std::unique_lock lock(mu_);
+    ++generation_;
     for (const std::string& id : *changed) {
       dropped += entries_.erase(id);
     }
@@ -77,6 +87,7 @@ void RecordCache::StartRefresher() {
         // verified and shout.
         spdlog::error("event=registry_refresh_failed error=\"{}\"", r.error().message());
         std::unique_lock wlock(mu_);
+        ++generation_;
         entries_.clear();
       }
       lock.lock();

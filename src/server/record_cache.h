@@ -64,6 +64,9 @@ class RecordCache {
   Options options_;
   std::shared_mutex mu_;
   std::unordered_map<std::string, Entry> entries_;
+  // generation_ changes (under mu_) whenever entries are dropped; a lookup that read the
+  // directory while a refresh ran must not cache what it read.
+  uint64_t generation_ = 0;
   std::atomic<uint64_t> hits_{0};
   std::atomic<uint64_t> misses_{0};
   std::atomic<uint64_t> refreshes_{0};

@@ -89,16 +89,20 @@ class ServerImpl : public Server {
   awaitable<void> Serve(tcp::socket socket, Listener* listener);
   awaitable<void> AcceptAdmin();
   awaitable<void> ServeAdmin(tcp::socket socket);
+  // Reauthorize runs the listener's policy again on the connection's peer certificate.
+  Status Reauthorize(SSL* ssl, Listener* listener);
   http::response<http::string_body> Route(const http::request<http::empty_body>& req,
                                           const PeerIdentity& id);
 
   ServerConfig config_;
   const Clock* clock_;
+  // Destroyed in reverse order: the acceptors first (they must not outlive io_), then io_ with
+  // the coroutine frames it still holds (which touch metrics_ and the cache), then the rest.
+  Metrics metrics_;
+  std::unique_ptr<RecordCache> cache_;
   asio::io_context io_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unique_ptr<tcp::acceptor> admin_;
-  std::unique_ptr<RecordCache> cache_;
-  Metrics metrics_;
 };
 
 Result<std::vector<Certificate>> LoadChain(const std::string& path) {
@@ -285,8 +289,11 @@ awaitable<void> ServerImpl::Accept(Listener* listener) {
       if (ec == asio::error::operation_aborted) {
         co_return;
       }
-      // EMFILE and friends: keep accepting; the next attempt may succeed.
+      // EMFILE and friends: the pending connection stays queued, so retrying at once would
+      // spin. Back off briefly; connections that close meanwhile free descriptors.
       spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
+      asio::steady_timer backoff(io_, std::chrono::milliseconds(100));
+      co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
       continue;
     }
     metrics_.ConnectionAccepted();
@@ -297,12 +304,13 @@ awaitable<void> ServerImpl::Accept(Listener* listener) {
       socket.close(ec);
       continue;
     }
+    // Counted here, not when Serve starts, so a burst cannot overshoot the cap.
+    metrics_.ConnectionOpened();
     asio::co_spawn(io_, Serve(std::move(socket), listener), asio::detached);
   }
 }
 
 awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
-  metrics_.ConnectionOpened();
   struct Closer {
     Metrics* m;
     ~Closer() { m->ConnectionClosed(); }
@@ -357,6 +365,14 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
       break;
     }
     http::request<http::empty_body> req = parser.release();
+    // The identity was decided at the handshake; a long-lived connection must not outlive a
+    // revocation or an expiry, so the policy decides again for every request.
+    if (auto s = Reauthorize(ssl, listener); !s) {
+      metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
+      spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer_text,
+                   listener->policy->name(), identity.device_id, s.error().message());
+      break;
+    }
     auto res = Route(req, identity);
     metrics_.Request(static_cast<int>(res.result_int()));
     co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
@@ -366,6 +382,35 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
   }
   tcp_stream.expires_after(kShutdownTimeout);
   co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
+}
+
+Status ServerImpl::Reauthorize(SSL* ssl, Listener* listener) {
+  X509* leaf = SSL_get0_peer_certificate(ssl);
+  if (leaf == nullptr) {
+    return Error(Code::kUnauthenticated, "no peer certificate");
+  }
+  auto cert = Certificate::FromNative(leaf);
+  if (!cert) {
+    return cert.error();
+  }
+  std::vector<Certificate> chain;
+  STACK_OF(X509)* peer_chain = SSL_get_peer_cert_chain(ssl);
+  for (int i = 0; peer_chain != nullptr && i < sk_X509_num(peer_chain); ++i) {
+    X509* c = sk_X509_value(peer_chain, i);
+    if (X509_cmp(c, leaf) == 0) {
+      continue;
+    }
+    auto next = Certificate::FromNative(c);
+    if (!next) {
+      return next.error();
+    }
+    chain.push_back(std::move(*next));
+  }
+  auto id = listener->policy->Authorize(*cert, chain);
+  if (!id) {
+    return id.error();
+  }
+  return OkStatus();
 }
 
 http::response<http::string_body> ServerImpl::Route(const http::request<http::empty_body>& req,

@@ -21,36 +21,64 @@ int OutcomeIndex() {
 // VerifyPeer replaces OpenSSL's chain verification for client certificates: the listener's
 // policy decides. Runs inside the handshake, so a refused device gets a TLS alert and nothing
 // else.
-int VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
-  const auto* policy = static_cast<const TrustPolicy*>(arg);
-  SSL* ssl = static_cast<SSL*>(
-      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+int DecideAndRecord(X509_STORE_CTX* store_ctx, const TrustPolicy* policy, SSL* ssl) {
   X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
-  if (ssl == nullptr || leaf == nullptr) {
-    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_UNSPECIFIED);
+  auto outcome = std::make_unique<HandshakeOutcome>();
+  auto reject = [&](std::string reason) {
+    outcome->rejection = std::move(reason);
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REJECTED);
     return 0;
-  }
+  };
+  int ok = 1;
+  // OpenSSL runs this callback before it checks that the certificates' keys decode: a peer can
+  // send anything here, so every conversion is checked.
+  auto leaf_cert = Certificate::FromNative(leaf);
   std::vector<Certificate> untrusted;
   STACK_OF(X509)* chain = X509_STORE_CTX_get0_untrusted(store_ctx);
+  bool chain_ok = true;
   for (int i = 0; chain != nullptr && i < sk_X509_num(chain); ++i) {
     X509* c = sk_X509_value(chain, i);
-    if (c != leaf) {
-      untrusted.push_back(Certificate::FromNative(c));
+    if (c == leaf) {
+      continue;
     }
+    auto cert = Certificate::FromNative(c);
+    if (!cert) {
+      chain_ok = false;
+      break;
+    }
+    untrusted.push_back(std::move(*cert));
   }
-  auto outcome = std::make_unique<HandshakeOutcome>();
-  auto id = policy->Authorize(Certificate::FromNative(leaf), untrusted);
-  int ok = 1;
-  if (id) {
+  if (!leaf_cert) {
+    ok = reject("the device certificate's public key does not decode");
+  } else if (!chain_ok) {
+    ok = reject("a certificate in the presented chain has a public key that does not decode");
+  } else if (auto id = policy->Authorize(*leaf_cert, untrusted); id) {
     outcome->identity = std::move(*id);
   } else {
-    outcome->rejection = id.error().message();
-    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_CERT_REJECTED);
-    ok = 0;
+    ok = reject(id.error().message());
   }
   delete static_cast<HandshakeOutcome*>(SSL_get_ex_data(ssl, OutcomeIndex()));
   SSL_set_ex_data(ssl, OutcomeIndex(), outcome.release());
   return ok;
+}
+
+// VerifyPeer replaces OpenSSL's chain verification for client certificates: the listener's
+// policy decides. Runs inside the handshake, so a refused device gets a TLS alert and nothing
+// else. No exception may cross back into OpenSSL's C frames.
+int VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
+  const auto* policy = static_cast<const TrustPolicy*>(arg);
+  SSL* ssl = static_cast<SSL*>(
+      X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (ssl == nullptr || X509_STORE_CTX_get0_cert(store_ctx) == nullptr) {
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_UNSPECIFIED);
+    return 0;
+  }
+  try {
+    return DecideAndRecord(store_ctx, policy, ssl);
+  } catch (...) {
+    X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_UNSPECIFIED);
+    return 0;
+  }
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "core/encoding.h"
 #include "integration/cli_runner.h"
 #include "integration/server_process.h"
 #include "testing/matchers.h"
@@ -369,6 +370,37 @@ TEST_F(ServeTest, ClientThatStallsMidHandshakeIsCutOffAtTheTimeout) {
   EXPECT_TRUE(WaitForLog(P("server.log"), "reason=timeout", 1)) << ReadText(P("server.log"));
   EXPECT_THAT(Metrics(),
               ContainsRegex("hallmark_handshake_failures_total\\{reason=\"timeout\"\\} [1-9]"));
+  EXPECT_THAT(CurlAs("acme-1"), Succeeds());
+}
+
+// A peer can send certificates whose public key does not decode (OpenSSL parses them anyway);
+// the policy must refuse them, and the server must live on.
+TEST_F(ServeTest, ChainWithAnUndecodableKeyIsRefusedAndTheServerLivesOn) {
+  ProcessResult der = Openssl({"x509", "-in", P("ca/customers/acme/ca.pem"), "-outform", "DER"});
+  ASSERT_THAT(der, Succeeds());
+  std::string bytes = der.out;
+  // The P-256 point follows "03 42 00 04" (BIT STRING of 66 bytes, uncompressed point).
+  const std::string marker("\x03\x42\x00\x04", 4);
+  size_t at = bytes.find(marker);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 10] = static_cast<char>(bytes[at + 10] ^ 0x01);  // now off the curve
+  std::string b64 = Base64Encode(AsBytes(bytes));
+  std::string pem = "-----BEGIN CERTIFICATE-----\n";
+  for (size_t i = 0; i < b64.size(); i += 64) {
+    pem += b64.substr(i, 64) + "\n";
+  }
+  pem += "-----END CERTIFICATE-----\n";
+  WriteText(P("bad-chain.pem"), pem);
+  const std::string refused = "does not decode";
+  const size_t before = Count(ReadText(P("server.log")), refused);
+  ProcessResult attack =
+      RunCommand({"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port_), "-cert",
+                  P("acme-1.pem"), "-key", P("acme-1.key"), "-cert_chain", P("bad-chain.pem"),
+                  // Security level 0 lets the client send a chain with an undecodable key.
+                  "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", P("ca/root.pem"), "-quiet"},
+                 "GET /v1/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_THAT(attack.out, Not(HasSubstr("200")));
+  EXPECT_TRUE(WaitForLog(P("server.log"), refused, before + 1)) << ReadText(P("server.log"));
   EXPECT_THAT(CurlAs("acme-1"), Succeeds());
 }
 
