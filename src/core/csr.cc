@@ -335,16 +335,28 @@ Result<OsslPtr<STACK_OF(X509_EXTENSION)>> Csr::Extensions() const {
   if (idx < 0) {
     return OsslPtr<STACK_OF(X509_EXTENSION)>();
   }
+  const bool both_kinds = X509at_get_attr_by_NID(attrs, NID_ext_req, -1) >= 0 &&
+                          X509at_get_attr_by_NID(attrs, NID_ms_ext_req, -1) >= 0;
+  if (X509at_get_attr_by_NID(attrs, NID_ext_req, idx) >= 0 || both_kinds) {
+    return Error(Code::kInvalidArgument, "CSR has more than one extensionRequest attribute");
+  }
   X509_ATTRIBUTE* attr = X509at_get_attr(attrs, idx);
+  if (X509_ATTRIBUTE_count(attr) != 1) {
+    return Error(Code::kInvalidArgument, "CSR's extensionRequest attribute must hold one value");
+  }
   ASN1_TYPE* value = X509_ATTRIBUTE_get0_type(attr, 0);
   if (value == nullptr || value->type != V_ASN1_SEQUENCE) {
     return Error(Code::kInvalidArgument, "CSR's extensionRequest attribute is malformed");
   }
   const unsigned char* p = value->value.sequence->data;
+  const unsigned char* end = p + value->value.sequence->length;
   OsslPtr<STACK_OF(X509_EXTENSION)> exts(
       d2i_X509_EXTENSIONS(nullptr, &p, value->value.sequence->length));
   if (!exts) {
     return OsslError(Code::kInvalidArgument, "CSR's extensionRequest does not parse");
+  }
+  if (p != end) {
+    return Error(Code::kInvalidArgument, "CSR's extensionRequest has trailing bytes");
   }
   return exts;
 }

@@ -308,6 +308,12 @@ Result<OsslPtr<EVP_PKEY>> DecodeKey(const HALLMARK_SPKI& spki, std::span<const u
     }
     return std::move(*imported);
   }
+  if (alg == NID_X9_62_id_ecPublicKey) {
+    // RFC 5480 section 2.1.1: implicitCurve and specifiedCurve MUST NOT be used.
+    return Error(Code::kInvalidArgument,
+                 "EC public key does not name its curve (explicit parameters are not allowed, "
+                 "RFC 5480)");
+  }
   if (alg == NID_ED25519) {
     if (ptype != V_ASN1_UNDEF) {
       return Error(Code::kInvalidArgument, "Ed25519 public key has algorithm parameters");

@@ -517,5 +517,27 @@ TEST(SpkiTest, CompressedKeyGetsTheSameDeviceIdOnEveryPath) {
   EXPECT_EQ(cert.Key().DeviceId(), key.Public().DeviceId());
 }
 
+TEST(SpkiTest, EcKeyWithExplicitCurveParametersIsRefused) {
+  OsslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  ASSERT_TRUE(ctx);
+  ASSERT_EQ(EVP_PKEY_keygen_init(ctx.get()), 1);
+  char group[] = "P-256";
+  char encoding[] = "explicit";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+                         OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, encoding, 0),
+                         OSSL_PARAM_construct_end()};
+  ASSERT_EQ(EVP_PKEY_CTX_set_params(ctx.get(), params), 1);
+  EVP_PKEY* raw = nullptr;
+  ASSERT_EQ(EVP_PKEY_keygen(ctx.get(), &raw), 1);
+  OsslPtr<EVP_PKEY> key(raw);
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(key.get(), &der);
+  ASSERT_GT(len, 0);
+  Bytes spki(der, der + len);
+  OPENSSL_free(der);
+  EXPECT_THAT(PublicKey::FromDer(spki),
+              HasError(Code::kInvalidArgument, HasSubstr("explicit parameters")));
+}
+
 }  // namespace
 }  // namespace hallmark
