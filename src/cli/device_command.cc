@@ -231,13 +231,9 @@ void AddHello(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
     }
     client.timeout = std::chrono::seconds(*timeout);
     for (const std::string& path : opts->trust) {
-      auto pem = ReadFile(path);
-      if (!pem) {
-        return pem.error();
-      }
-      auto certs = Certificate::ChainFromPem(*pem);
+      auto certs = Certificate::ChainFromFile(path);
       if (!certs) {
-        return certs.error().WithContext(path);
+        return certs.error();
       }
       client.trust.insert(client.trust.end(), certs->begin(), certs->end());
     }
@@ -251,13 +247,9 @@ void AddHello(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
     }
     std::vector<Certificate> chain;
     if (!opts->cert.empty()) {
-      auto pem = ReadFile(opts->cert);
-      if (!pem) {
-        return pem.error();
-      }
-      auto certs = Certificate::ChainFromPem(*pem);
+      auto certs = Certificate::ChainFromFile(opts->cert);
       if (!certs) {
-        return certs.error().WithContext(opts->cert);
+        return certs.error();
       }
       chain = std::move(*certs);
     } else {

@@ -6,6 +6,7 @@
 
 #include <ctime>
 
+#include "core/file.h"
 #include "core/ossl.h"
 
 namespace hallmark {
@@ -125,6 +126,18 @@ Result<std::vector<Certificate>> Certificate::ChainFromPem(std::string_view pem)
     out.push_back(std::move(*c));
   }
   return out;
+}
+
+Result<std::vector<Certificate>> Certificate::ChainFromFile(const std::string& path) {
+  auto pem = ReadFile(path);
+  if (!pem) {
+    return pem.error();
+  }
+  auto chain = ChainFromPem(*pem);
+  if (!chain) {
+    return chain.error().WithContext(path);
+  }
+  return chain;
 }
 
 std::string Certificate::ToPem() const {

@@ -50,6 +50,9 @@ class Certificate {
   // ChainFromPem parses every CERTIFICATE block of `pem` in order. kInvalidArgument if there is
   // none or one does not parse.
   static Result<std::vector<Certificate>> ChainFromPem(std::string_view pem);
+  // ChainFromFile reads a PEM file of one or more certificates. Errors of ReadFile, or
+  // kInvalidArgument naming the file.
+  static Result<std::vector<Certificate>> ChainFromFile(const std::string& path);
   // FromNative takes another reference on `cert`. kInvalidArgument if its public key does not
   // decode: OpenSSL's d2i_X509 accepts such certificates (it leaves the key empty), so a peer
   // can send one.

@@ -105,20 +105,8 @@ class ServerImpl : public Server {
   std::unique_ptr<tcp::acceptor> admin_;
 };
 
-Result<std::vector<Certificate>> LoadChain(const std::string& path) {
-  auto pem = ReadFile(path);
-  if (!pem) {
-    return pem.error();
-  }
-  auto chain = Certificate::ChainFromPem(*pem);
-  if (!chain) {
-    return chain.error().WithContext(path);
-  }
-  return chain;
-}
-
 Status ServerImpl::Init(registry::Directory* directory) {
-  auto chain = LoadChain(config_.certificate);
+  auto chain = Certificate::ChainFromFile(config_.certificate);
   if (!chain) {
     return chain.error();
   }
@@ -153,7 +141,7 @@ Status ServerImpl::Init(registry::Directory* directory) {
     if (lc.policy == "ca") {
       CaPolicyOptions opts;
       for (const std::string& path : lc.anchors) {
-        auto anchors = LoadChain(path);
+        auto anchors = Certificate::ChainFromFile(path);
         if (!anchors) {
           return anchors.error();
         }
