@@ -37,7 +37,7 @@ IDLE=${BENCH_IDLE:-2000}
 IDLE_STEPS=${BENCH_IDLE_STEPS:-2}
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  scripts/install-deps.sh
+  scripts/install-deps.sh --bench
   BUILD_DIR=$BUILD_DIR scripts/build.sh
 fi
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR

@@ -13,9 +13,13 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # interop peers used by the tests and the demo
   openssl sqlite3 procps curl
-  # the TLS baseline the server benchmark compares against (scripts/bench-server.sh)
-  nginx
 )
+
+# --bench also installs the peers the benchmarks compare against (nginx). Its package would
+# start a system nginx on port 80, which the build and the tests do not need.
+if [[ "${1:-}" == "--bench" ]]; then
+  PACKAGES+=(nginx)
+fi
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then
