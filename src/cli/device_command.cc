@@ -31,6 +31,15 @@ Result<device::FileKeyStore> OpenStore(const DeviceOptions& o) {
   return device::FileKeyStore(o.key, std::move(*passphrase));
 }
 
+// LoadKey returns a handle on the device key named by the options.
+Result<PrivateKey> LoadKey(const DeviceOptions& o) {
+  auto store = OpenStore(o);
+  if (!store) {
+    return store.error();
+  }
+  return store->Load();
+}
+
 void AddKeygen(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
   auto* cmd = dev->add_subcommand("keygen", "Create the device identity key (file, mode 0600)");
   auto type_name = std::make_shared<std::string>("p256");
@@ -87,11 +96,7 @@ void AddCsr(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
     if (opts->serial.empty() && opts->cn.empty() && sans.empty()) {
       return Error(Code::kInvalidArgument, "give --serial (devices) or --san (servers)");
     }
-    auto store = OpenStore(*o);
-    if (!store) {
-      return store.error();
-    }
-    auto key = store->Load();
+    auto key = LoadKey(*o);
     if (!key) {
       return key.error();
     }
@@ -162,11 +167,7 @@ void AddId(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
       }
       key = PublicKey::FromPem(*text);
     } else {
-      auto store = OpenStore(*o);
-      if (!store) {
-        return store.error();
-      }
-      auto priv = store->Load();
+      auto priv = LoadKey(*o);
       if (!priv) {
         return priv.error();
       }
@@ -237,11 +238,7 @@ void AddHello(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
       }
       client.trust.insert(client.trust.end(), certs->begin(), certs->end());
     }
-    auto store = OpenStore(*o);
-    if (!store) {
-      return store.error();
-    }
-    auto key = store->Load();
+    auto key = LoadKey(*o);
     if (!key) {
       return key.error();
     }

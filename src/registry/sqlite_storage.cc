@@ -77,6 +77,25 @@ class Resetter {
   sqlite::Statement* st_;
 };
 
+// FirstRow steps a bound statement once and reads the row with `read` (returning T or
+// Result<T>), or returns nullopt when there is no row. The statement is reset afterwards.
+template <typename T, typename Read>
+Result<std::optional<T>> FirstRow(sqlite::Statement* st, Read read) {
+  Resetter reset(st);
+  auto row = st->Step();
+  if (!row) {
+    return row.error();
+  }
+  if (!*row) {
+    return std::optional<T>();
+  }
+  Result<T> value = read(*st);
+  if (!value) {
+    return value.error();
+  }
+  return std::optional<T>(std::move(*value));
+}
+
 Result<DeviceRecord> ReadDevice(const sqlite::Statement& st) {
   DeviceRecord r;
   r.device_id = st.ColumnText(0);
@@ -189,16 +208,8 @@ class SqliteStorage::Txn : public Writer {
     if (!st) {
       return st.error();
     }
-    Resetter reset(*st);
     (*st)->Bind(1, key);
-    auto row = (*st)->Step();
-    if (!row) {
-      return row.error();
-    }
-    if (!*row) {
-      return std::optional<std::string>();
-    }
-    return std::optional<std::string>((*st)->ColumnText(0));
+    return FirstRow<std::string>(*st, [](const sqlite::Statement& r) { return r.ColumnText(0); });
   }
 
   Result<std::optional<DeviceRecord>> GetDevice(std::string_view device_id) override {
@@ -206,20 +217,8 @@ class SqliteStorage::Txn : public Writer {
     if (!st) {
       return st.error();
     }
-    Resetter reset(*st);
     (*st)->Bind(1, device_id);
-    auto row = (*st)->Step();
-    if (!row) {
-      return row.error();
-    }
-    if (!*row) {
-      return std::optional<DeviceRecord>();
-    }
-    auto record = ReadDevice(**st);
-    if (!record) {
-      return record.error();
-    }
-    return std::optional<DeviceRecord>(std::move(*record));
+    return FirstRow<DeviceRecord>(*st, ReadDevice);
   }
 
   Status ScanDevices(std::optional<DeviceStatus> status, const Visitor<DeviceRow>& visit) override {
@@ -268,16 +267,8 @@ class SqliteStorage::Txn : public Writer {
     if (!st) {
       return st.error();
     }
-    Resetter reset(*st);
     (*st)->Bind(1, ToSqlInt(seq));
-    auto row = (*st)->Step();
-    if (!row) {
-      return row.error();
-    }
-    if (!*row) {
-      return std::optional<LogEntry>();
-    }
-    return std::optional<LogEntry>(ReadLogEntry(**st));
+    return FirstRow<LogEntry>(*st, ReadLogEntry);
   }
 
   Status ScanLog(uint64_t begin, uint64_t end, const Visitor<LogEntry>& visit) override {
@@ -306,19 +297,7 @@ class SqliteStorage::Txn : public Writer {
     if (!st) {
       return st.error();
     }
-    Resetter reset(*st);
-    auto row = (*st)->Step();
-    if (!row) {
-      return row.error();
-    }
-    if (!*row) {
-      return std::optional<StoredHead>();
-    }
-    auto head = ReadHead(**st);
-    if (!head) {
-      return head.error();
-    }
-    return std::optional<StoredHead>(std::move(*head));
+    return FirstRow<StoredHead>(*st, ReadHead);
   }
 
   Status ScanHeads(int64_t after_id, const Visitor<StoredHead>& visit) override {
