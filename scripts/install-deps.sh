@@ -11,14 +11,18 @@ PACKAGES=(
   libspdlog-dev libfmt-dev libboost-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # allocator for the server (measured in docs/performance.md)
+  libmimalloc-dev libjemalloc-dev
+  # device key stores: PKCS#11 (SoftHSM2 as the token), TPM 2.0 (swtpm as the chip)
+  softhsm2 opensc libengine-pkcs11-openssl libp11-dev
+  tpm2-openssl tpm2-tools swtpm swtpm-tools libtss2-tcti-swtpm0 libtss2-dev
   # interop peers used by the tests and the demo
-  openssl sqlite3 procps curl
+  openssl sqlite3 procps curl mosquitto mosquitto-clients
 )
 
-# --bench also installs the peers the benchmarks compare against (nginx). Its package would
-# start a system nginx on port 80, which the build and the tests do not need.
+# --bench also installs the peers the benchmarks compare against (nginx, cfssl).
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(nginx)
+  PACKAGES+=(nginx golang-cfssl)
 fi
 
 SUDO=""
@@ -40,5 +44,13 @@ fi
 
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Packages such as nginx and mosquitto start a system service on install; the tests and
+# benchmarks start their own on loopback ports, so keep the system ones from starting (only
+# when no policy-rc.d is in place already).
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 755 /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
