@@ -54,15 +54,6 @@
 
 #include "core/ossl.h"
 
-namespace hallmark {
-
-// core/ossl.h has no deleter for client sessions; only this tool keeps them.
-template <>
-struct Deleter<SSL_SESSION> {
-  void operator()(SSL_SESSION* p) const { SSL_SESSION_free(p); }
-};
-
-}  // namespace hallmark
 
 namespace hallmark::bench {
 namespace {

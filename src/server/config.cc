@@ -41,6 +41,18 @@ Result<T> Integer(const toml::table& table, std::string_view section, std::strin
   return static_cast<T>(*v);
 }
 
+Result<bool> Boolean(const toml::table& table, std::string_view section, std::string_view key,
+                     bool fallback) {
+  const toml::node* node = table.get(key);
+  if (node == nullptr) {
+    return fallback;
+  }
+  if (!node->is_boolean()) {
+    return Bad(std::string(section) + "." + std::string(key), "must be true or false");
+  }
+  return *node->value<bool>();
+}
+
 Result<std::string> String(const toml::table& table, std::string_view section, std::string_view key,
                            bool required) {
   const toml::node* node = table.get(key);
@@ -135,7 +147,7 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
                                              ", column " + std::to_string(where.column) + ": " +
                                              std::string(e.description()));
   }
-  if (auto s = CheckKeys(root, "", {"server", "limits", "registry", "admin", "listener"}); !s) {
+  if (auto s = CheckKeys(root, "", {"server", "limits", "tls", "registry", "admin", "listener"}); !s) {
     return s.error();
   }
   ServerConfig c;
@@ -180,6 +192,22 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
   c.idle_timeout = std::chrono::seconds(*idle);
   c.max_connections = *maxc;
   c.max_header_bytes = *maxh;
+
+  const toml::table* tls = root["tls"].as_table();
+  tls = tls != nullptr ? tls : &empty;
+  if (auto s = CheckKeys(*tls, "tls", {"resumption", "session_cache_size", "session_lifetime_s"});
+      !s) {
+    return s.error();
+  }
+  auto resumption = Boolean(*tls, "tls", "resumption", true);
+  auto cache_size = Integer<size_t>(*tls, "tls", "session_cache_size", 20000, 1, 10000000);
+  auto lifetime = Integer<int64_t>(*tls, "tls", "session_lifetime_s", 3600, 1, 7 * 86400);
+  if (!resumption || !cache_size || !lifetime) {
+    return !resumption ? resumption.error() : !cache_size ? cache_size.error() : lifetime.error();
+  }
+  c.session_resumption = *resumption;
+  c.session_cache_size = *cache_size;
+  c.session_lifetime = std::chrono::seconds(*lifetime);
 
   if (const toml::table* reg = root["registry"].as_table(); reg != nullptr) {
     if (auto s = CheckKeys(*reg, "registry",

@@ -11,6 +11,11 @@
 //   max_connections = 10000
 //   max_header_bytes = 8192
 //
+//   [tls]
+//   resumption = true                  # server-side session cache, one ticket per handshake
+//   session_cache_size = 20000
+//   session_lifetime_s = 3600
+//
 //   [registry]                         # needed by the registry policy
 //   db = "registry.db"
 //   registrar_public_key = "registrar.pub"
@@ -63,6 +68,12 @@ struct ServerConfig {
   std::chrono::seconds idle_timeout{300};
   size_t max_connections = 10000;
   uint32_t max_header_bytes = 8192;
+
+  // TLS 1.3 resumption through a server-side session cache (one ticket per full handshake,
+  // naming a cache entry); resumed devices are authorized again by the listener's policy.
+  bool session_resumption = true;
+  size_t session_cache_size = 20000;
+  std::chrono::seconds session_lifetime{3600};
 
   std::string registry_db;
   std::string registrar_public_key;

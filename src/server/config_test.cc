@@ -35,6 +35,7 @@ TEST(ConfigTest, ParsesMinimalConfigWithDefaultsAndResolvesPaths) {
   EXPECT_EQ(c->listeners[0].listen.port, 8443);
   EXPECT_EQ(c->listeners[0].anchors[0], "/etc/hallmark/acme.pem");
   EXPECT_FALSE(c->admin.has_value());
+  EXPECT_TRUE(c->session_resumption);
 }
 
 TEST(ConfigTest, ParsesEverySection) {
@@ -48,6 +49,10 @@ handshake_timeout_ms = 250
 idle_timeout_s = 60
 max_connections = 50000
 max_header_bytes = 2048
+[tls]
+resumption = false
+session_cache_size = 500
+session_lifetime_s = 600
 [registry]
 db = "r.db"
 registrar_public_key = "r.pub"
@@ -64,6 +69,9 @@ policy = "registry"
   EXPECT_EQ(c->handshake_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(c->idle_timeout, std::chrono::seconds(60));
   EXPECT_EQ(c->max_connections, 50000u);
+  EXPECT_FALSE(c->session_resumption);
+  EXPECT_EQ(c->session_cache_size, 500u);
+  EXPECT_EQ(c->session_lifetime, std::chrono::seconds(600));
   EXPECT_EQ(c->registry_refresh, std::chrono::milliseconds(100));
   EXPECT_EQ(c->listeners[0].listen.host, "::1");
   EXPECT_EQ(c->admin->port, 0);
@@ -92,8 +100,10 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"NotToml", "[server\n", "line 1"},
         BadConfig{"NoServer", kCaListener, "server: section is required"},
         BadConfig{"NoListener", kServer, "at least one [[listener]]"},
-        BadConfig{"UnknownTopLevelKey", kServer + kCaListener + "[tls]\nx = 1\n",
-                  "tls: unknown key"},
+        BadConfig{"ResumptionNotBoolean", kServer + kCaListener + "[tls]\nresumption = 1\n",
+                  "tls.resumption: must be true or false"},
+        BadConfig{"UnknownTopLevelKey", kServer + kCaListener + "[tcp]\nx = 1\n",
+                  "tcp: unknown key"},
         BadConfig{"UnknownServerKey", kServer + "ciphers = \"x\"\n" + kCaListener,
                   "server.ciphers: unknown key"},
         BadConfig{"MissingKey", "[server]\ncertificate = \"s.pem\"\n" + kCaListener,

@@ -34,6 +34,8 @@ class Metrics {
   void HandshakeSucceeded(std::string_view policy, std::chrono::nanoseconds latency);
   void HandshakeFailed(HandshakeFailure failure) { Inc(failures_[static_cast<size_t>(failure)]); }
   void Request(int status);
+  void HandshakeResumed() { Inc(resumed_); }
+  uint64_t resumed() const { return resumed_.load(); }
 
   uint64_t handshakes() const { return ok_ca_.load() + ok_registry_.load(); }
   uint64_t failures(HandshakeFailure f) const { return failures_[static_cast<size_t>(f)].load(); }
@@ -52,6 +54,7 @@ class Metrics {
   std::atomic<int64_t> active_{0};
   std::atomic<uint64_t> ok_ca_{0};
   std::atomic<uint64_t> ok_registry_{0};
+  std::atomic<uint64_t> resumed_{0};
   std::array<std::atomic<uint64_t>, static_cast<size_t>(HandshakeFailure::kCount)> failures_{};
   std::array<std::atomic<uint64_t>, kBucketsSeconds.size()> latency_buckets_{};
   std::atomic<uint64_t> latency_count_{0};

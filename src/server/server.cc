@@ -3,17 +3,19 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <boost/asio.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "core/file.h"
+#include "server/handler.h"
 #include "server/policy.h"
 #include "server/record_cache.h"
 #include "server/tls.h"
@@ -27,49 +29,192 @@ namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
 using tcp = asio::ip::tcp;
+using Io = TlsConnection::Io;
 
-constexpr auto kShutdownTimeout = std::chrono::seconds(1);
+constexpr size_t kReadChunk = 4096;
 
 // Listener is one device endpoint: its policy and TLS context.
 struct Listener {
   ListenerConfig config;
   std::unique_ptr<TrustPolicy> policy;
-  std::unique_ptr<asio::ssl::context> tls;
-  std::unique_ptr<tcp::acceptor> acceptor;
+  OsslPtr<SSL_CTX> tls;
 };
 
-// ClassifyHandshakeError maps a failed handshake to a metrics reason.
-HandshakeFailure Classify(const beast::error_code& ec, SSL* ssl) {
-  // The deadline cancels the pending read; through the TLS layer that can surface as
-  // operation_aborted rather than beast's timeout. Nothing else cancels a handshake.
-  if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+// Worker is one event loop on its own thread, with its own acceptor on every listening socket
+// (dup'ed descriptors: the kernel hands each connection to whichever loop accepts first). A
+// connection stays on the loop that accepted it, so nothing per connection is shared between
+// threads.
+struct Worker {
+  asio::io_context io{1};
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;  // parallel to the listeners
+};
+
+// Connection is the per-connection state that outlives single requests. Small on purpose: an
+// idle device costs this, the TLS session and the socket.
+struct Connection {
+  Connection(tcp::socket s, TlsConnection t)
+      : socket(std::move(s)), tls(std::move(t)), deadline(socket.get_executor()) {}
+  tcp::socket socket;
+  TlsConnection tls;
+  asio::steady_timer deadline;
+  bool timed_out = false;
+  uint32_t generation = 0;  // of the armed deadline
+  std::string read_ahead;  // bytes of the next pipelined request(s), usually empty
+};
+
+// Arm (re)starts the connection's deadline: when it fires, the pending wait ends. The handler
+// holds only a weak reference and the arming generation: a connection that finished, or a
+// deadline that was re-armed, after the timer fired but before its handler ran is left alone.
+void Arm(const std::shared_ptr<Connection>& c, std::chrono::steady_clock::duration timeout) {
+  c->timed_out = false;
+  const uint32_t generation = ++c->generation;
+  c->deadline.expires_after(timeout);
+  c->deadline.async_wait(
+      [weak = std::weak_ptr<Connection>(c), generation](const beast::error_code& ec) {
+        auto conn = weak.lock();
+        if (ec || conn == nullptr || conn->generation != generation) {
+          return;
+        }
+        conn->timed_out = true;
+        beast::error_code ignored;
+        conn->socket.cancel(ignored);
+      });
+}
+
+// Wait suspends until the socket is ready for what the TLS layer asked for. False on timeout or
+// socket error.
+awaitable<bool> Wait(Connection& c, Io want) {
+  beast::error_code ec;
+  co_await c.socket.async_wait(
+      want == Io::kWantWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+      asio::redirect_error(use_awaitable, ec));
+  co_return !ec && !c.timed_out;
+}
+
+// ReadMore appends decrypted bytes to `buffer`. False when the peer closed, failed or timed out.
+awaitable<bool> ReadMore(Connection& c, beast::flat_buffer& buffer) {
+  for (;;) {
+    auto space = buffer.prepare(kReadChunk);
+    size_t n = 0;
+    Io io = c.tls.Read({static_cast<char*>(space.data()), space.size()}, n);
+    if (io == Io::kDone) {
+      buffer.commit(n);
+      co_return true;
+    }
+    if ((io != Io::kWantRead && io != Io::kWantWrite) || !co_await Wait(c, io)) {
+      co_return false;
+    }
+  }
+}
+
+// WriteAll sends `data` through the TLS layer.
+awaitable<bool> WriteAll(Connection& c, std::string_view data) {
+  for (;;) {
+    Io io = c.tls.Write(data);
+    if (io == Io::kDone) {
+      co_return true;
+    }
+    if ((io != Io::kWantRead && io != Io::kWantWrite) || !co_await Wait(c, io)) {
+      co_return false;
+    }
+  }
+}
+
+// Parse feeds buffered bytes to `parser`, reading more until `done(parser)`. `limit` bounds the
+// buffered bytes. Returns the parser's error, or eof if the connection ended first.
+template <typename Parser, typename Done>
+awaitable<beast::error_code> Parse(Connection& c, beast::flat_buffer& buffer, Parser& parser,
+                                   Done done, size_t limit) {
+  for (;;) {
+    if (buffer.size() > 0) {
+      beast::error_code ec;
+      size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec && ec != http::error::need_more) {
+        co_return ec;
+      }
+      if (done(parser)) {
+        co_return beast::error_code{};
+      }
+      if (used > 0 && !ec) {
+        continue;
+      }
+    }
+    if (buffer.size() >= limit) {
+      co_return http::error::buffer_overflow;
+    }
+    if (!co_await ReadMore(c, buffer)) {
+      co_return asio::error::eof;
+    }
+  }
+}
+
+// Serialize renders a response in HTTP/1.x.
+std::string Serialize(const HttpResponse& res, unsigned version, bool keep_alive) {
+  auto reason_text = http::obsolete_reason(static_cast<http::status>(res.status));
+  std::string_view reason(reason_text.data(), reason_text.size());
+  std::string out = fmt::format("HTTP/{}.{} {} {}\r\nServer: hallmark\r\n", version / 10,
+                                version % 10, res.status, reason);
+  if (!res.body.empty() || res.status >= 200) {
+    out += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", res.content_type,
+                       res.body.size());
+  }
+  for (const auto& [name, value] : res.headers) {
+    out += fmt::format("{}: {}\r\n", name, value);
+  }
+  if (!keep_alive) {
+    out += "Connection: close\r\n";
+  } else if (version == 10) {
+    out += "Connection: keep-alive\r\n";
+  }
+  out += "\r\n";
+  out += res.body;
+  return out;
+}
+
+// HelloHandler answers `GET /v1/hello`: who the server believes it is talking to.
+class HelloHandler : public Handler {
+ public:
+  HttpResponse Handle(const HttpRequest& req, const ClientContext& client) override {
+    if (req.method != "GET") {
+      HttpResponse res = JsonError(405, "use GET");
+      res.headers.emplace_back("Allow", "GET");
+      return res;
+    }
+    const PeerIdentity& id = *client.identity;
+    nlohmann::json body = {{"device_id", id.device_id},
+                           {"policy", id.policy},
+                           {"owner", id.owner},
+                           {"serial", id.serial},
+                           {"path", id.path},
+                           {"subject", id.subject},
+                           {"message", "hello, " + (id.serial.empty() ? id.device_id : id.serial)}};
+    if (id.not_after != 0) {
+      body["certificate_not_after"] = FormatTime(id.not_after);
+    }
+    HttpResponse res;
+    res.body = body.dump() + "\n";
+    return res;
+  }
+};
+
+// HandshakeFailureOf maps a failed handshake to a metrics reason.
+HandshakeFailure HandshakeFailureOf(const Connection& c) {
+  if (c.timed_out) {
     return HandshakeFailure::kTimeout;
   }
-  const HandshakeOutcome* outcome = OutcomeOf(ssl);
+  const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
   if (outcome != nullptr && !outcome->identity.has_value()) {
     return HandshakeFailure::kPolicyRejected;
   }
-  if (ec.category() == asio::error::get_ssl_category()) {
-    int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
-    if (reason == SSL_R_UNSUPPORTED_PROTOCOL) {
+  switch (ERR_GET_REASON(c.tls.last_error())) {
+    case SSL_R_UNSUPPORTED_PROTOCOL:
       return HandshakeFailure::kTlsVersion;
-    }
-    if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
       return HandshakeFailure::kNoClientCertificate;
-    }
+    default:
+      return HandshakeFailure::kProtocol;
   }
-  return HandshakeFailure::kProtocol;
-}
-
-http::response<http::string_body> JsonResponse(http::status status, const nlohmann::json& body,
-                                               unsigned version, bool keep_alive) {
-  http::response<http::string_body> res{status, version};
-  res.set(http::field::server, "hallmark");
-  res.set(http::field::content_type, "application/json");
-  res.keep_alive(keep_alive);
-  res.body() = body.dump() + "\n";
-  res.prepare_payload();
-  return res;
 }
 
 class ServerImpl : public Server {
@@ -83,26 +228,30 @@ class ServerImpl : public Server {
   void Run() override;
   void Stop() override;
   const Metrics& metrics() const override { return metrics_; }
+  Status AddRoute(std::string path, std::unique_ptr<Handler> handler) override;
 
  private:
-  awaitable<void> Accept(Listener* listener);
+  awaitable<void> Accept(Worker* worker, size_t index);
   awaitable<void> Serve(tcp::socket socket, Listener* listener);
+  // ServeRequest reads, authorizes, routes and answers one request. False: close the connection.
+  awaitable<bool> ServeRequest(Connection& c, Listener* listener, const PeerIdentity* identity,
+                               const std::string& peer);
   awaitable<void> AcceptAdmin();
   awaitable<void> ServeAdmin(tcp::socket socket);
-  // Reauthorize runs the listener's policy again on the connection's peer certificate.
-  Status Reauthorize(SSL* ssl, Listener* listener);
-  http::response<http::string_body> Route(const http::request<http::empty_body>& req,
-                                          const PeerIdentity& id);
+  // Authorize runs the listener's policy on the connection's peer certificate and chain (the
+  // certificate of the session, for a resumed handshake).
+  Result<PeerIdentity> Authorize(SSL* ssl, Listener* listener);
 
   ServerConfig config_;
   const Clock* clock_;
-  // Destroyed in reverse order: the acceptors first (they must not outlive io_), then io_ with
-  // the coroutine frames it still holds (which touch metrics_ and the cache), then the rest.
+  // Destroyed in reverse order: the workers first (their io_contexts destroy the coroutine frames
+  // they still hold, which touch metrics_, the cache and the listeners), then the rest.
   Metrics metrics_;
   std::unique_ptr<RecordCache> cache_;
-  asio::io_context io_;
+  std::map<std::string, std::unique_ptr<Handler>, std::less<>> routes_;
   std::vector<std::unique_ptr<Listener>> listeners_;
-  std::unique_ptr<tcp::acceptor> admin_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<tcp::acceptor> admin_;  // on the first worker
 };
 
 Status ServerImpl::Init(registry::Directory* directory) {
@@ -175,9 +324,31 @@ Status ServerImpl::Init(registry::Directory* directory) {
     if (!ctx) {
       return ctx.error();
     }
-    // asio::ssl::context takes ownership of the SSL_CTX.
-    l->tls = std::make_unique<asio::ssl::context>(ctx->release());
+    SessionOptions sessions{.resumption = config_.session_resumption,
+                            .cache_size = config_.session_cache_size,
+                            .lifetime = config_.session_lifetime};
+    if (auto s = ConfigureSessions(ctx->get(), sessions); !s) {
+      return s.error();
+    }
+    l->tls = std::move(*ctx);
     listeners_.push_back(std::move(l));
+  }
+  routes_.emplace("/v1/hello", std::make_unique<HelloHandler>());
+  int threads = config_.threads > 0
+                    ? config_.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+  }
+  return OkStatus();
+}
+
+Status ServerImpl::AddRoute(std::string path, std::unique_ptr<Handler> handler) {
+  if (path.empty() || path.front() != '/' || handler == nullptr) {
+    return Error(Code::kInvalidArgument, "a route needs a path starting with / and a handler");
+  }
+  if (!routes_.emplace(path, std::move(handler)).second) {
+    return Error(Code::kAlreadyExists, "route " + path + " is already served");
   }
   return OkStatus();
 }
@@ -208,25 +379,44 @@ Result<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const Endpoint
 }
 
 Status ServerImpl::Start() {
+  // OpenSSL writes the sockets with send() without MSG_NOSIGNAL: a device that resets its
+  // connection must cost an EPIPE, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  Worker& first = *workers_.front();
   for (auto& l : listeners_) {
-    auto acceptor = Bind(io_, l->config.listen);
+    auto acceptor = Bind(first.io, l->config.listen);
     if (!acceptor) {
       return acceptor.error();
     }
-    l->acceptor = std::move(*acceptor);
+    // Every other worker accepts on its own descriptor for the same listening socket.
+    for (size_t w = 1; w < workers_.size(); ++w) {
+      int fd = ::dup((*acceptor)->native_handle());
+      beast::error_code ec;
+      auto other = std::make_unique<tcp::acceptor>(workers_[w]->io);
+      if (fd < 0 || other->assign((*acceptor)->local_endpoint().protocol(), fd, ec)) {
+        if (fd >= 0) {
+          ::close(fd);
+        }
+        return Error(Code::kUnavailable, "cannot share the listening socket with worker threads");
+      }
+      workers_[w]->acceptors.push_back(std::move(other));
+    }
+    first.acceptors.push_back(std::move(*acceptor));
   }
   if (config_.admin.has_value()) {
-    auto acceptor = Bind(io_, *config_.admin);
+    auto acceptor = Bind(first.io, *config_.admin);
     if (!acceptor) {
       return acceptor.error();
     }
     admin_ = std::move(*acceptor);
   }
-  for (auto& l : listeners_) {
-    asio::co_spawn(io_, Accept(l.get()), asio::detached);
+  for (auto& w : workers_) {
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      asio::co_spawn(w->io, Accept(w.get(), i), asio::detached);
+    }
   }
   if (admin_) {
-    asio::co_spawn(io_, AcceptAdmin(), asio::detached);
+    asio::co_spawn(first.io, AcceptAdmin(), asio::detached);
   }
   if (cache_) {
     cache_->StartRefresher();
@@ -236,10 +426,10 @@ Status ServerImpl::Start() {
 
 std::vector<BoundListener> ServerImpl::Listeners() const {
   std::vector<BoundListener> out;
-  for (const auto& l : listeners_) {
+  for (size_t i = 0; i < listeners_.size(); ++i) {
     beast::error_code ec;
-    auto ep = l->acceptor->local_endpoint(ec);
-    out.push_back({l->config.policy, Endpoint{ep.address().to_string(), ep.port()}});
+    auto ep = workers_.front()->acceptors[i]->local_endpoint(ec);
+    out.push_back({listeners_[i]->config.policy, Endpoint{ep.address().to_string(), ep.port()}});
   }
   return out;
 }
@@ -254,33 +444,39 @@ std::optional<Endpoint> ServerImpl::Admin() const {
 }
 
 void ServerImpl::Run() {
-  int n = config_.threads > 0 ? config_.threads
-                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  std::vector<std::thread> workers;
-  for (int i = 1; i < n; ++i) {
-    workers.emplace_back([this]() { io_.run(); });
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    threads.emplace_back([w = workers_[i].get()]() { w->io.run(); });
   }
-  io_.run();
-  for (auto& t : workers) {
+  workers_.front()->io.run();
+  for (auto& t : threads) {
     t.join();
   }
 }
 
-void ServerImpl::Stop() { io_.stop(); }
+void ServerImpl::Stop() {
+  for (auto& w : workers_) {
+    w->io.stop();
+  }
+}
 
-awaitable<void> ServerImpl::Accept(Listener* listener) {
+awaitable<void> ServerImpl::Accept(Worker* worker, size_t index) {
+  tcp::acceptor& acceptor = *worker->acceptors[index];
+  Listener* listener = listeners_[index].get();
   for (;;) {
     beast::error_code ec;
-    tcp::socket socket =
-        co_await listener->acceptor->async_accept(asio::redirect_error(use_awaitable, ec));
+    tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted) {
         co_return;
       }
+      if (ec == asio::error::try_again || ec == asio::error::would_block) {
+        continue;  // another worker took the connection
+      }
       // EMFILE and friends: the pending connection stays queued, so retrying at once would
       // spin. Back off briefly; connections that close meanwhile free descriptors.
       spdlog::warn("event=accept_failed error=\"{}\"", ec.message());
-      asio::steady_timer backoff(io_, std::chrono::milliseconds(100));
+      asio::steady_timer backoff(worker->io, std::chrono::milliseconds(100));
       co_await backoff.async_wait(asio::redirect_error(use_awaitable, ec));
       continue;
     }
@@ -294,7 +490,7 @@ awaitable<void> ServerImpl::Accept(Listener* listener) {
     }
     // Counted here, not when Serve starts, so a burst cannot overshoot the cap.
     metrics_.ConnectionOpened();
-    asio::co_spawn(io_, Serve(std::move(socket), listener), asio::detached);
+    asio::co_spawn(worker->io, Serve(std::move(socket), listener), asio::detached);
   }
 }
 
@@ -304,75 +500,178 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
     ~Closer() { m->ConnectionClosed(); }
   } closer{&metrics_};
   beast::error_code ec;
-  const auto peer = socket.remote_endpoint(ec);
-  const std::string peer_text =
-      ec ? std::string("unknown") : peer.address().to_string() + ":" + std::to_string(peer.port());
-  beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *listener->tls);
-  auto& tcp_stream = beast::get_lowest_layer(stream);
-  const auto start = std::chrono::steady_clock::now();
-  tcp_stream.expires_after(config_.handshake_timeout);
-  co_await stream.async_handshake(asio::ssl::stream_base::server,
-                                  asio::redirect_error(use_awaitable, ec));
-  SSL* ssl = stream.native_handle();
-  const HandshakeOutcome* outcome = OutcomeOf(ssl);
-  if (ec || outcome == nullptr || !outcome->identity.has_value()) {
-    HandshakeFailure why = Classify(ec, ssl);
-    metrics_.HandshakeFailed(why);
-    spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", peer_text,
-                 listener->policy->name(), HandshakeFailureName(why),
-                 outcome != nullptr ? outcome->rejection : ec.message());
+  const auto remote = socket.remote_endpoint(ec);
+  const std::string peer = ec ? std::string("unknown")
+                              : remote.address().to_string() + ":" + std::to_string(remote.port());
+  socket.non_blocking(true, ec);
+  auto tls = TlsConnection::New(listener->tls.get(), socket.native_handle());
+  if (ec || !tls) {
+    spdlog::warn("event=connection_setup_failed peer={} detail=\"{}\"", peer,
+                 tls ? ec.message() : tls.error().message());
     co_return;
   }
-  const PeerIdentity identity = *outcome->identity;
-  metrics_.HandshakeSucceeded(identity.policy, std::chrono::steady_clock::now() - start);
-  spdlog::debug("event=handshake_ok peer={} policy={} device={}", peer_text, identity.policy,
-                identity.device_id);
-
-  for (;;) {
-    tcp_stream.expires_after(config_.idle_timeout);
-    // A fresh buffer per request: an idle connection holds no request memory.
-    beast::flat_buffer buffer(config_.max_header_bytes);
-    http::request_parser<http::empty_body> parser;
-    parser.header_limit(config_.max_header_bytes);
-    parser.body_limit(0);
-    co_await http::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
-    if (ec) {
-      if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-        auto res = JsonResponse(http::status::request_header_fields_too_large,
-                                {{"error", "request header too large"}}, 11, false);
-        metrics_.Request(431);
-        tcp_stream.expires_after(kShutdownTimeout);
-        co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-      } else if (ec == http::error::body_limit || ec == http::error::unexpected_body) {
-        auto res = JsonResponse(http::status::payload_too_large,
-                                {{"error", "this endpoint takes no request body"}}, 11, false);
-        metrics_.Request(413);
-        tcp_stream.expires_after(kShutdownTimeout);
-        co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-      }
-      break;
-    }
-    http::request<http::empty_body> req = parser.release();
-    // The identity was decided at the handshake; a long-lived connection must not outlive a
-    // revocation or an expiry, so the policy decides again for every request.
-    if (auto s = Reauthorize(ssl, listener); !s) {
-      metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
-      spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer_text,
-                   listener->policy->name(), identity.device_id, s.error().message());
-      break;
-    }
-    auto res = Route(req, identity);
-    metrics_.Request(static_cast<int>(res.result_int()));
-    co_await http::async_write(stream, res, asio::redirect_error(use_awaitable, ec));
-    if (ec || !res.keep_alive()) {
+  auto shared = std::make_shared<Connection>(std::move(socket), std::move(*tls));
+  Connection& c = *shared;
+  const auto start = std::chrono::steady_clock::now();
+  Arm(shared, config_.handshake_timeout);
+  Io io;
+  while ((io = c.tls.Handshake()) == Io::kWantRead || io == Io::kWantWrite) {
+    if (!co_await Wait(c, io)) {
       break;
     }
   }
-  tcp_stream.expires_after(kShutdownTimeout);
-  co_await stream.async_shutdown(asio::redirect_error(use_awaitable, ec));
+  std::optional<PeerIdentity> identity;
+  std::string rejection;
+  if (io == Io::kDone && c.tls.resumed()) {
+    // A resumed session carries no certificate exchange: decide again on the session's
+    // certificate, so revocation and registry changes apply to resumed devices as well.
+    metrics_.HandshakeResumed();
+    auto id = Authorize(c.tls.native(), listener);
+    if (id) {
+      identity = std::move(*id);
+    } else {
+      rejection = id.error().message();
+    }
+  } else if (io == Io::kDone) {
+    const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
+    if (outcome != nullptr && outcome->identity.has_value()) {
+      identity = outcome->identity;
+    }
+  }
+  if (!identity.has_value()) {
+    HandshakeFailure why = io == Io::kDone ? HandshakeFailure::kPolicyRejected
+                                           : HandshakeFailureOf(c);
+    const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
+    if (rejection.empty()) {
+      rejection = outcome != nullptr ? outcome->rejection
+                                     : (c.timed_out ? "handshake timed out" : c.tls.ErrorText());
+    }
+    metrics_.HandshakeFailed(why);
+    spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", peer,
+                 listener->policy->name(), HandshakeFailureName(why), rejection);
+    co_return;
+  }
+  metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
+  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
+                identity->policy, identity->device_id, c.tls.resumed());
+
+  for (;;) {
+    if (c.read_ahead.empty() && !c.tls.HasBufferedInput()) {
+      // Idle: wait for the next request holding no buffer, parser or request state.
+      Arm(shared, config_.idle_timeout);
+      if (!co_await Wait(c, Io::kWantRead)) {
+        break;
+      }
+    }
+    // A request that has begun must arrive in full within the handshake timeout.
+    Arm(shared, config_.handshake_timeout);
+    if (!co_await ServeRequest(c, listener, &*identity, peer)) {
+      break;
+    }
+  }
+  c.deadline.cancel();
+  c.tls.Shutdown();
 }
 
-Status ServerImpl::Reauthorize(SSL* ssl, Listener* listener) {
+awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
+                                         const PeerIdentity* identity, const std::string& peer) {
+  const uint32_t header_limit = config_.max_header_bytes;
+  beast::flat_buffer buffer;
+  if (!c.read_ahead.empty()) {
+    auto space = buffer.prepare(c.read_ahead.size());
+    std::memcpy(space.data(), c.read_ahead.data(), c.read_ahead.size());
+    buffer.commit(c.read_ahead.size());
+    std::string().swap(c.read_ahead);
+  }
+  auto refuse = [&](int status, std::string_view message) -> awaitable<bool> {
+    metrics_.Request(status);
+    HttpResponse res = JsonError(status, message);
+    co_await WriteAll(c, Serialize(res, 11, false));
+    co_return false;
+  };
+
+  http::request_parser<http::empty_body> head;
+  head.header_limit(header_limit);
+  head.eager(false);
+  auto ec = co_await Parse(
+      c, buffer, head, [](const auto& p) { return p.is_header_done(); }, size_t{header_limit} + 1);
+  if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+    co_return co_await refuse(431, "request header too large");
+  }
+  if (ec) {
+    co_return false;  // closed, timed out or not HTTP: nothing useful to answer
+  }
+  const auto& header = head.get();
+  std::string_view target(header.target().data(), header.target().size());
+  std::string_view path = target.substr(0, target.find('?'));
+  auto route = routes_.find(path);
+  Handler* handler = route == routes_.end() ? nullptr : route->second.get();
+  const size_t body_limit = handler != nullptr ? handler->max_body_bytes() : 0;
+  // Bodies are framed by Content-Length only, checked against the route before any is read.
+  if (head.chunked()) {
+    co_return co_await refuse(411, "send the body with a Content-Length");
+  }
+  if (head.content_length().value_or(0) > body_limit) {
+    co_return co_await refuse(413, body_limit == 0 ? "this endpoint takes no request body"
+                                                   : "request body too large");
+  }
+
+  http::request_parser<http::string_body> full(std::move(head));
+  full.body_limit(body_limit);
+  if (!full.is_done()) {
+    ec = co_await Parse(
+        c, buffer, full, [](const auto& p) { return p.is_done(); }, header_limit + body_limit + 1);
+  }
+  if (ec) {
+    co_return false;
+  }
+  if (buffer.size() > 0) {  // the start of a pipelined request
+    c.read_ahead.assign(static_cast<const char*>(buffer.data().data()), buffer.size());
+  }
+  auto req = full.release();
+  const bool keep_alive = req.keep_alive();
+
+  // The identity was decided at the handshake; a long-lived connection must not outlive a
+  // revocation or an expiry, so the policy decides again for every request.
+  if (identity != nullptr) {
+    if (auto id = Authorize(c.tls.native(), listener); !id) {
+      metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
+      spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer,
+                   listener->policy->name(), identity->device_id, id.error().message());
+      co_return false;
+    }
+  }
+  HttpResponse res;
+  if (handler == nullptr) {
+    res = JsonError(404, "no such endpoint");
+  } else if (handler->authenticated_only() && identity == nullptr) {
+    res = JsonError(403, "this endpoint needs an authenticated device");
+  } else {
+    HttpRequest request;
+    request.method = std::string(req.method_string());
+    request.target = std::string(target);
+    request.content_type = std::string(req[http::field::content_type]);
+    request.body = std::move(req.body());
+    auto leaf = Certificate::FromNative(SSL_get0_peer_certificate(c.tls.native()));
+    ClientContext client;
+    client.identity = identity;
+    client.leaf = leaf ? &*leaf : nullptr;
+    client.peer_address = peer;
+    client.export_keying_material = [&c](std::string_view label, std::span<const uint8_t> context,
+                                         size_t length) {
+      return c.tls.ExportKeyingMaterial(label, context, length);
+    };
+    res = handler->Handle(request, client);
+  }
+  metrics_.Request(res.status);
+  const bool keep = keep_alive && !res.close;
+  if (!co_await WriteAll(c, Serialize(res, req.version(), keep))) {
+    co_return false;
+  }
+  co_return keep;
+}
+
+Result<PeerIdentity> ServerImpl::Authorize(SSL* ssl, Listener* listener) {
   X509* leaf = SSL_get0_peer_certificate(ssl);
   if (leaf == nullptr) {
     return Error(Code::kUnauthenticated, "no peer certificate");
@@ -394,38 +693,7 @@ Status ServerImpl::Reauthorize(SSL* ssl, Listener* listener) {
     }
     chain.push_back(std::move(*next));
   }
-  auto id = listener->policy->Authorize(*cert, chain);
-  if (!id) {
-    return id.error();
-  }
-  return OkStatus();
-}
-
-http::response<http::string_body> ServerImpl::Route(const http::request<http::empty_body>& req,
-                                                    const PeerIdentity& id) {
-  const bool keep_alive = req.keep_alive();
-  std::string_view target(req.target().data(), req.target().size());
-  if (target == "/v1/hello") {
-    if (req.method() != http::verb::get) {
-      auto res = JsonResponse(http::status::method_not_allowed, {{"error", "use GET"}},
-                              req.version(), keep_alive);
-      res.set(http::field::allow, "GET");
-      return res;
-    }
-    nlohmann::json body = {{"device_id", id.device_id},
-                           {"policy", id.policy},
-                           {"owner", id.owner},
-                           {"serial", id.serial},
-                           {"path", id.path},
-                           {"subject", id.subject},
-                           {"message", "hello, " + (id.serial.empty() ? id.device_id : id.serial)}};
-    if (id.not_after != 0) {
-      body["certificate_not_after"] = FormatTime(id.not_after);
-    }
-    return JsonResponse(http::status::ok, body, req.version(), keep_alive);
-  }
-  return JsonResponse(http::status::not_found, {{"error", "no such endpoint"}}, req.version(),
-                      keep_alive);
+  return listener->policy->Authorize(*cert, chain);
 }
 
 awaitable<void> ServerImpl::AcceptAdmin() {
@@ -438,7 +706,7 @@ awaitable<void> ServerImpl::AcceptAdmin() {
       }
       continue;
     }
-    asio::co_spawn(io_, ServeAdmin(std::move(socket)), asio::detached);
+    asio::co_spawn(admin_->get_executor(), ServeAdmin(std::move(socket)), asio::detached);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "core/status.h"
 #include "registry/directory.h"
 #include "server/config.h"
+#include "server/handler.h"
 #include "server/metrics.h"
 
 namespace hallmark::server {
@@ -41,6 +42,9 @@ class Server {
   // Run serves on the configured number of threads until Stop.
   virtual void Run() = 0;
   virtual void Stop() = 0;
+  // AddRoute serves `handler` at the exact `path` on every device listener (before Start).
+  // `/v1/hello` is built in. kAlreadyExists if the path is taken.
+  virtual Status AddRoute(std::string path, std::unique_ptr<Handler> handler) = 0;
   virtual const Metrics& metrics() const = 0;
 };
 

@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <thread>
 
 #include "core/certificate_builder.h"
+#include "core/encoding.h"
 #include "core/file.h"
 #include "core/key_file.h"
 #include "server/testing_directory.h"
@@ -21,6 +23,7 @@
 namespace hallmark::server {
 namespace {
 
+using ::hallmark::testing::HasError;
 using ::hallmark::testing::IsOk;
 using ::hallmark::testing::TempDir;
 using registry::DeviceStatus;
@@ -44,7 +47,9 @@ Certificate SelfSigned(const PrivateKey& key, const std::string& cn, bool server
 // KeepAliveClient is one TLS connection that sends several requests.
 class KeepAliveClient {
  public:
-  bool Connect(uint16_t port, const PrivateKey& key, const Certificate& cert) {
+  // Connect opens a connection, resuming `session` if given.
+  bool Connect(uint16_t port, const PrivateKey& key, const Certificate& cert,
+               SSL_SESSION* session = nullptr) {
     ctx_.reset(SSL_CTX_new(TLS_client_method()));
     SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_3_VERSION);
     SSL_CTX_use_certificate(ctx_.get(), cert.native());
@@ -57,11 +62,33 @@ class KeepAliveClient {
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
       return false;
     }
+    // A broken server must fail the test, not hang it.
+    timeval timeout{30, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
     ssl_.reset(SSL_new(ctx_.get()));
     SSL_set_fd(ssl_.get(), fd_);
+    if (session != nullptr) {
+      SSL_set_session(ssl_.get(), session);
+    }
     return SSL_connect(ssl_.get()) == 1;
   }
+  bool resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
+  // Session returns the session to resume later (after a response: tickets arrive after the
+  // handshake).
+  OsslPtr<SSL_SESSION> Session() const { return OsslPtr<SSL_SESSION>(SSL_get1_session(ssl_.get())); }
+  // Exporter is this connection's TLS exporter value for `label` and an empty context.
+  std::string Exporter(const std::string& label) {
+    unsigned char out[32];
+    SSL_export_keying_material(ssl_.get(), out, sizeof(out), label.data(), label.size(), nullptr,
+                               0, 1);
+    return HexEncode(out);
+  }
   ~KeepAliveClient() {
+    // A client that ends without close_notify loses its session for resumption (OpenSSL
+    // marks it not resumable), so say goodbye properly.
+    if (ssl_) {
+      SSL_shutdown(ssl_.get());
+    }
     ssl_.reset();
     if (fd_ >= 0) {
       ::close(fd_);
@@ -69,26 +96,37 @@ class KeepAliveClient {
   }
   // Get sends GET /v1/hello and returns the status code, or 0 if the connection was closed.
   int Get() {
-    const std::string req = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n";
-    if (SSL_write(ssl_.get(), req.data(), static_cast<int>(req.size())) <= 0) {
+    if (!Send("GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n")) {
       return 0;
     }
-    std::string raw;
+    return Receive().status;
+  }
+  bool Send(const std::string& raw) {
+    return SSL_write(ssl_.get(), raw.data(), static_cast<int>(raw.size())) > 0;
+  }
+  struct Response {
+    int status = 0;  // 0: the connection closed first
+    std::string body;
+  };
+  // Receive reads one response.
+  Response Receive() {
     char buf[4096];
     for (;;) {
-      size_t end = raw.find("\r\n\r\n");
+      size_t end = pending_.find("\r\n\r\n");
       if (end != std::string::npos) {
-        size_t cl = raw.find("Content-Length: ");
-        size_t len = cl == std::string::npos ? 0 : std::stoul(raw.substr(cl + 16));
-        if (raw.size() >= end + 4 + len) {
-          return std::stoi(raw.substr(9, 3));
+        size_t cl = pending_.find("Content-Length: ");
+        size_t len = cl == std::string::npos ? 0 : std::stoul(pending_.substr(cl + 16));
+        if (pending_.size() >= end + 4 + len) {
+          Response r{std::stoi(pending_.substr(9, 3)), pending_.substr(end + 4, len)};
+          pending_.erase(0, end + 4 + len);
+          return r;
         }
       }
       int n = SSL_read(ssl_.get(), buf, sizeof(buf));
       if (n <= 0) {
-        return 0;
+        return {};
       }
-      raw.append(buf, static_cast<size_t>(n));
+      pending_.append(buf, static_cast<size_t>(n));
     }
   }
 
@@ -96,11 +134,30 @@ class KeepAliveClient {
   OsslPtr<SSL_CTX> ctx_;
   OsslPtr<SSL> ssl_;
   int fd_ = -1;
+  std::string pending_;
+};
+
+// ExporterHandler answers POST /test/exporter with the connection's exporter value for the label
+// in the body, so a test can check that handlers see the client's own TLS connection.
+class ExporterHandler : public Handler {
+ public:
+  size_t max_body_bytes() const override { return 64; }
+  HttpResponse Handle(const HttpRequest& req, const ClientContext& client) override {
+    auto value = client.export_keying_material(req.body, {}, 32);
+    if (!value) {
+      return JsonError(500, value.error().message());
+    }
+    HttpResponse res;
+    res.content_type = "text/plain";
+    res.body = HexEncode(value->bytes(SecretAccess::Grant()));
+    return res;
+  }
 };
 
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
+    ::signal(SIGPIPE, SIG_IGN);  // the client writes to connections the server refused
     PrivateKey key = *PrivateKey::Generate(KeyType::kP256);
     ASSERT_THAT(WriteFileAtomic(dir_ / "server.pem", SelfSigned(key, "server", true).ToPem(), 0644),
                 IsOk());
@@ -110,10 +167,12 @@ class ServerTest : public ::testing::Test {
     config.private_key = dir_ / "server.key";
     config.threads = 1;
     config.registry_refresh = std::chrono::milliseconds(10);
+    config.idle_timeout = std::chrono::seconds(1);
     config.listeners.push_back({{"127.0.0.1", 0}, "registry", {}, {}});
     auto server = Server::Create(config, &directory_, &SystemClock());
     ASSERT_THAT(server, IsOk());
     server_ = std::move(*server);
+    ASSERT_THAT(server_->AddRoute("/test/exporter", std::make_unique<ExporterHandler>()), IsOk());
     ASSERT_THAT(server_->Start(), IsOk());
     port_ = server_->Listeners()[0].endpoint.port;
     thread_ = std::thread([this]() { server_->Run(); });
@@ -150,6 +209,94 @@ TEST_F(ServerTest, RevocationEndsAConnectionThatStaysOpen) {
   ASSERT_TRUE(directory_.WaitForRefreshes(2, std::chrono::seconds(30)));
   EXPECT_EQ(client.Get(), 0);
   EXPECT_EQ(server_->metrics().failures(HandshakeFailure::kPolicyRejected), 1u);
+}
+
+TEST_F(ServerTest, ResumedSessionIsAuthorizedAgainAndSaysHello) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  OsslPtr<SSL_SESSION> session;
+  {
+    KeepAliveClient first;
+    ASSERT_TRUE(first.Connect(port_, device_, device_cert_));
+    ASSERT_EQ(first.Get(), 200);
+    session = first.Session();
+  }
+  KeepAliveClient again;
+  ASSERT_TRUE(again.Connect(port_, device_, device_cert_, session.get()));
+  EXPECT_EQ(again.Get(), 200);
+  EXPECT_TRUE(again.resumed());
+  EXPECT_EQ(server_->metrics().resumed(), 1u);
+}
+
+TEST_F(ServerTest, RevokedDeviceCannotResumeItsSession) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  OsslPtr<SSL_SESSION> session;
+  {
+    KeepAliveClient first;
+    ASSERT_TRUE(first.Connect(port_, device_, device_cert_));
+    ASSERT_EQ(first.Get(), 200);
+    session = first.Session();
+  }
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kRevoked));
+  ASSERT_TRUE(directory_.WaitForRefreshes(2, std::chrono::seconds(30)));
+  KeepAliveClient again;
+  again.Connect(port_, device_, device_cert_, session.get());
+  EXPECT_EQ(again.Get(), 0);
+  EXPECT_EQ(server_->metrics().resumed(), 1u);
+  EXPECT_EQ(server_->metrics().failures(HandshakeFailure::kPolicyRejected), 1u);
+}
+
+TEST_F(ServerTest, PipelinedRequestsAreAllAnswered) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
+  const std::string hello = "GET /v1/hello HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_TRUE(client.Send(hello + hello + "GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(client.Receive().status, 200);
+  EXPECT_EQ(client.Receive().status, 200);
+  EXPECT_EQ(client.Receive().status, 404);
+}
+
+TEST_F(ServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
+  ASSERT_EQ(client.Get(), 200);
+  // The server closes after idle_timeout (1 s); the read sees the close, not its own 30 s limit.
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(client.Receive().status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
+}
+
+TEST_F(ServerTest, HandlerSeesTheClientsOwnTlsExporter) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
+  const std::string label = "EXPORTER-hallmark-test";
+  ASSERT_TRUE(client.Send("POST /test/exporter HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                          std::to_string(label.size()) + "\r\n\r\n" + label));
+  auto res = client.Receive();
+  EXPECT_EQ(res.status, 200);
+  EXPECT_EQ(res.body, client.Exporter(label));
+}
+
+TEST_F(ServerTest, OversizedBodyIsRefusedWith413) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
+  ASSERT_TRUE(client.Send("POST /test/exporter HTTP/1.1\r\nHost: x\r\nContent-Length: 65\r\n\r\n" +
+                          std::string(65, 'x')));
+  EXPECT_EQ(client.Receive().status, 413);
+  KeepAliveClient hello;
+  ASSERT_TRUE(hello.Connect(port_, device_, device_cert_));
+  ASSERT_TRUE(hello.Send("GET /v1/hello HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx"));
+  EXPECT_EQ(hello.Receive().status, 413);
+}
+
+TEST_F(ServerTest, RouteCannotBeAddedTwice) {
+  EXPECT_THAT(server_->AddRoute("/v1/hello", std::make_unique<ExporterHandler>()),
+              HasError(Code::kAlreadyExists, ::testing::_));
+  EXPECT_THAT(server_->AddRoute("relative", std::make_unique<ExporterHandler>()),
+              HasError(Code::kInvalidArgument, ::testing::_));
 }
 
 }  // namespace

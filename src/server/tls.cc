@@ -116,15 +116,137 @@ Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
   }
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   SSL_CTX_set_cert_verify_callback(c, VerifyPeer, const_cast<TrustPolicy*>(policy));
-  // No resumption yet: every connection runs the policy on a full handshake, so revocation
-  // and registry changes apply to the next connection. (Resumption that re-checks the policy is
-  // a performance step for later.)
-  SSL_CTX_set_num_tickets(c, 0);
-  SSL_CTX_set_options(c, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
+  // Devices lose power and drop connections without close_notify: treat that as a close, not
+  // a fatal error (which would also evict the session from the resumption cache). Requests are
+  // framed by Content-Length, so truncation cannot go unnoticed.
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   // Idle connections keep no read/write buffers.
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+  if (auto s = ConfigureSessions(c, SessionOptions{.resumption = false}); !s) {
+    return s.error();
+  }
   return ctx;
+}
+
+Status ConfigureSessions(SSL_CTX* ctx, const SessionOptions& options) {
+  // Stateless tickets (OpenSSL's default, two per handshake) cost about as much CPU as the
+  // handshake's own signature; SSL_OP_NO_TICKET makes TLS 1.3 tickets stateful: a ticket only
+  // names an entry in the server's cache.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (!options.resumption) {
+    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    return OkStatus();
+  }
+  static constexpr unsigned char kContext[] = "hallmark-device";
+  if (SSL_CTX_set_session_id_context(ctx, kContext, sizeof(kContext) - 1) != 1) {
+    return OsslError("SSL_CTX_set_session_id_context");
+  }
+  SSL_CTX_set_num_tickets(ctx, 1);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(ctx, static_cast<long>(options.cache_size));
+  SSL_CTX_set_timeout(ctx, static_cast<long>(options.lifetime.count()));
+  return OkStatus();
+}
+
+Result<TlsConnection> TlsConnection::New(SSL_CTX* ctx, int fd) {
+  OsslPtr<SSL> ssl(SSL_new(ctx));
+  if (!ssl) {
+    return OsslError(Code::kResourceExhausted, "SSL_new");
+  }
+  if (SSL_set_fd(ssl.get(), fd) != 1) {
+    return OsslError("SSL_set_fd");
+  }
+  SSL_set_accept_state(ssl.get());
+  return TlsConnection(std::move(ssl));
+}
+
+TlsConnection::Io TlsConnection::Classify(int ret) {
+  switch (SSL_get_error(ssl_.get(), ret)) {
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Io::kClosed;
+    case SSL_ERROR_SYSCALL:
+      // EOF or a socket error: the peer is gone either way.
+      last_error_ = ERR_peek_last_error();
+      ERR_clear_error();
+      return last_error_ == 0 ? Io::kClosed : Io::kFailed;
+    default:
+      last_error_ = ERR_peek_last_error();
+      ERR_clear_error();
+      return Io::kFailed;
+  }
+}
+
+TlsConnection::Io TlsConnection::Handshake() {
+  ERR_clear_error();
+  int ret = SSL_do_handshake(ssl_.get());
+  if (ret == 1) {
+    return Io::kDone;
+  }
+  Io io = Classify(ret);
+  // A handshake that ends without a finished exchange is a failure, not a clean close.
+  return io == Io::kClosed ? Io::kFailed : io;
+}
+
+TlsConnection::Io TlsConnection::Read(std::span<char> out, size_t& n) {
+  ERR_clear_error();
+  n = 0;
+  if (SSL_read_ex(ssl_.get(), out.data(), out.size(), &n) == 1) {
+    return Io::kDone;
+  }
+  return Classify(0);
+}
+
+TlsConnection::Io TlsConnection::Write(std::span<const char> in) {
+  ERR_clear_error();
+  size_t written = 0;
+  if (SSL_write_ex(ssl_.get(), in.data(), in.size(), &written) == 1) {
+    return Io::kDone;
+  }
+  return Classify(0);
+}
+
+void TlsConnection::Shutdown() {
+  ERR_clear_error();
+  if (SSL_is_init_finished(ssl_.get())) {
+    SSL_shutdown(ssl_.get());
+  }
+  ERR_clear_error();
+}
+
+bool TlsConnection::HasBufferedInput() const { return SSL_has_pending(ssl_.get()) == 1; }
+
+bool TlsConnection::resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
+
+std::string TlsConnection::ErrorText() const {
+  if (last_error_ == 0) {
+    return "connection closed";
+  }
+  char buf[256];
+  ERR_error_string_n(last_error_, buf, sizeof(buf));
+  return buf;
+}
+
+Result<SecretBytes> TlsConnection::ExportKeyingMaterial(std::string_view label,
+                                                        std::span<const uint8_t> context,
+                                                        size_t length) const {
+  if (length == 0 || length > 1024) {
+    return Error(Code::kInvalidArgument, "exporter length must be 1..1024 bytes");
+  }
+  std::vector<uint8_t> out(length);
+  const std::string label_text(label);
+  if (SSL_export_keying_material(ssl_.get(), out.data(), out.size(), label_text.c_str(),
+                                 label_text.size(), context.data(), context.size(),
+                                 /*use_context=*/1) != 1) {
+    return OsslError(Code::kFailedPrecondition, "TLS exporter");
+  }
+  SecretBytes secret{std::span<const uint8_t>(out)};
+  OPENSSL_cleanse(out.data(), out.size());
+  return secret;
 }
 
 }  // namespace hallmark::server
