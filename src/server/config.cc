@@ -157,7 +157,8 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
     return Bad("server", "section is required");
   }
   if (auto s = CheckKeys(*server, "server",
-                         {"certificate", "private_key", "passphrase_file", "threads"});
+                         {"certificate", "private_key", "passphrase_file", "threads",
+                          "reuse_port"});
       !s) {
     return s.error();
   }
@@ -172,6 +173,11 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
   c.private_key = Resolve(base, *key);
   c.passphrase_file = Resolve(base, *pass);
   c.threads = *threads;
+  auto reuse_port = Boolean(*server, "server", "reuse_port", false);
+  if (!reuse_port) {
+    return reuse_port.error();
+  }
+  c.reuse_port = *reuse_port;
 
   const toml::table* limits = root["limits"].as_table();
   limits = limits != nullptr ? limits : &empty;

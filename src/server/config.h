@@ -4,6 +4,7 @@
 //   certificate = "server-chain.pem"   # leaf first, then the customer intermediate
 //   private_key = "server.key"
 //   threads = 2                        # worker threads (default: cores)
+//   reuse_port = false                 # true: several processes may serve the same port
 //
 //   [limits]
 //   handshake_timeout_ms = 5000
@@ -63,6 +64,9 @@ struct ServerConfig {
   std::string private_key;
   std::string passphrase_file;
   int threads = 0;
+  // reuse_port: bind the device listeners with SO_REUSEPORT, so that several `hallmark serve`
+  // processes (one per core) share a port and the kernel spreads connections over them.
+  bool reuse_port = false;
 
   std::chrono::milliseconds handshake_timeout{5000};
   std::chrono::seconds idle_timeout{300};

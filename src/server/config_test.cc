@@ -44,6 +44,7 @@ TEST(ConfigTest, ParsesEverySection) {
 certificate = "s.pem"
 private_key = "s.key"
 threads = 3
+reuse_port = true
 [limits]
 handshake_timeout_ms = 250
 idle_timeout_s = 60
@@ -66,6 +67,7 @@ policy = "registry"
                        ".");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->threads, 3);
+  EXPECT_TRUE(c->reuse_port);
   EXPECT_EQ(c->handshake_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(c->idle_timeout, std::chrono::seconds(60));
   EXPECT_EQ(c->max_connections, 50000u);

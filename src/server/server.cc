@@ -353,7 +353,8 @@ Status ServerImpl::AddRoute(std::string path, std::unique_ptr<Handler> handler) 
   return OkStatus();
 }
 
-Result<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const Endpoint& ep) {
+Result<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const Endpoint& ep,
+                                            bool reuse_port = false) {
   beast::error_code ec;
   auto address = asio::ip::make_address(ep.host, ec);
   if (ec) {
@@ -364,6 +365,10 @@ Result<std::unique_ptr<tcp::acceptor>> Bind(asio::io_context& io, const Endpoint
   acceptor->open(endpoint.protocol(), ec);
   if (!ec) {
     acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec && reuse_port) {
+    using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+    acceptor->set_option(ReusePort(true), ec);
   }
   if (!ec) {
     acceptor->bind(endpoint, ec);
@@ -384,7 +389,7 @@ Status ServerImpl::Start() {
   std::signal(SIGPIPE, SIG_IGN);
   Worker& first = *workers_.front();
   for (auto& l : listeners_) {
-    auto acceptor = Bind(first.io, l->config.listen);
+    auto acceptor = Bind(first.io, l->config.listen, config_.reuse_port);
     if (!acceptor) {
       return acceptor.error();
     }
