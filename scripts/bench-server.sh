@@ -279,6 +279,51 @@ load hallmark-registry "$HM_REG_PORT" "$HM_PID"
 load hallmark-ca-resume "$HM_CA_PORT" "$HM_PID" --resume
 load nginx-resume "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER" --resume
 ROWS+=(hallmark-registry hallmark-ca-resume nginx-resume)
+# Threads or processes (issue 3: OpenSSL 3.0 threads share global locks): the ca listener served
+# by one process with two event-loop threads, then by two single-threaded processes sharing the
+# port with SO_REUSEPORT; all on core 0, so the figure is the CPU each handshake costs.
+# serve_variant NAME THREADS REUSE PORT: starts one hallmark process, prints its PID.
+serve_variant() {
+  cat >"$1.toml" <<EOF
+[server]
+certificate = "server.pem"
+private_key = "server.key"
+threads = $2
+reuse_port = $3
+[limits]
+idle_timeout_s = 900
+max_connections = $MAX_CONN
+[registry]
+db = "reg.db"
+registrar_public_key = "registrar.key.pub"
+[[listener]]
+listen = "127.0.0.1:$4"
+policy = "ca"
+anchors = ["ca/customers/acme/ca.pem"]
+EOF
+  taskset -c 0 "$HALLMARK" serve --config "$1.toml" >"$1.out" 2>"$1.log" &
+  echo $!
+}
+for _ in 1 2 3 4 5; do
+  VPORT=$((20000 + RANDOM % 12000))
+  T2_PID=$(serve_variant hallmark-threads2 2 false "$VPORT")
+  PIDS+=("$T2_PID")
+  if wait_for_line hallmark-threads2.out '"ready"' "$T2_PID"; then
+    break
+  fi
+done
+load hallmark-ca-threads2 "$VPORT" "$T2_PID"
+stop_pid "$T2_PID"
+P1_PID=$(serve_variant hallmark-proc-a 1 true "$VPORT")
+P2_PID=$(serve_variant hallmark-proc-b 1 true "$VPORT")
+PIDS+=("$P1_PID" "$P2_PID")
+if wait_for_line hallmark-proc-a.out '"ready"' "$P1_PID" &&
+  wait_for_line hallmark-proc-b.out '"ready"' "$P2_PID"; then
+  load hallmark-ca-procs2 "$VPORT" "$P1_PID $P2_PID"
+fi
+stop_pid "$P1_PID"
+stop_pid "$P2_PID"
+ROWS+=(hallmark-ca-threads2 hallmark-ca-procs2)
 # One connection at a time: latency without queueing behind the other connections.
 SHORT=$(awk -v d="$DURATION" 'BEGIN { print (d / 2 > 1) ? d / 2 : 1 }')
 LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load hallmark-ca-c1 "$HM_CA_PORT" "$HM_PID"

@@ -57,6 +57,9 @@ struct ListenerConfig {
   std::string policy;  // "ca" or "registry"
   std::vector<std::string> anchors;
   std::vector<std::string> crls;
+  // admit_unknown: devices the policy does not (yet) accept may still connect, with their own
+  // key, to the endpoints open to them (claims, pending approval); nothing else.
+  bool admit_unknown = false;
 };
 
 struct ServerConfig {

@@ -37,6 +37,7 @@ constexpr size_t kReadChunk = 4096;
 struct Listener {
   ListenerConfig config;
   std::unique_ptr<TrustPolicy> policy;
+  PeerVerification verification;
   OsslPtr<SSL_CTX> tls;
 };
 
@@ -320,7 +321,8 @@ Status ServerImpl::Init(registry::Directory* directory) {
       }
       l->policy = MakeRegistryPolicy(cache_.get());
     }
-    auto ctx = MakeServerContext(*chain, *key, l->policy.get());
+    l->verification = {.policy = l->policy.get(), .admit_unknown = lc.admit_unknown};
+    auto ctx = MakeServerContext(*chain, *key, &l->verification);
     if (!ctx) {
       return ctx.error();
     }
@@ -543,7 +545,18 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
       identity = outcome->identity;
     }
   }
-  if (!identity.has_value()) {
+  const HandshakeOutcome* decided = OutcomeOf(c.tls.native());
+  // A listener that admits unknown devices serves them the endpoints open to everyone (claims,
+  // pending approval) when the handshake itself succeeded, i.e. the client holds the
+  // certificate's key. Resumed sessions of such clients are admitted the same way.
+  const bool admitted_unknown = !identity.has_value() && io == Io::kDone &&
+                                listener->config.admit_unknown &&
+                                (c.tls.resumed() || decided != nullptr);
+  if (admitted_unknown) {
+    spdlog::info("event=unknown_device_admitted peer={} policy={} detail=\"{}\"", peer,
+                 listener->policy->name(),
+                 !rejection.empty() ? rejection : (decided != nullptr ? decided->rejection : ""));
+  } else if (!identity.has_value()) {
     HandshakeFailure why = io == Io::kDone ? HandshakeFailure::kPolicyRejected
                                            : HandshakeFailureOf(c);
     const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
@@ -556,9 +569,11 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
                  listener->policy->name(), HandshakeFailureName(why), rejection);
     co_return;
   }
-  metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
-  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
-                identity->policy, identity->device_id, c.tls.resumed());
+  if (identity.has_value()) {
+    metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
+    spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
+                  identity->policy, identity->device_id, c.tls.resumed());
+  }
 
   for (;;) {
     if (c.read_ahead.empty() && !c.tls.HasBufferedInput()) {
@@ -570,7 +585,7 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
     }
     // A request that has begun must arrive in full within the handshake timeout.
     Arm(shared, config_.handshake_timeout);
-    if (!co_await ServeRequest(c, listener, &*identity, peer)) {
+    if (!co_await ServeRequest(c, listener, identity ? &*identity : nullptr, peer)) {
       break;
     }
   }

@@ -139,6 +139,31 @@ class KeepAliveClient {
 
 // ExporterHandler answers POST /test/exporter with the connection's exporter value for the label
 // in the body, so a test can check that handlers see the client's own TLS connection.
+// Eventually polls `condition` for up to 30 s (state another thread updates after the client has
+// seen its effect).
+bool Eventually(const std::function<bool()>& condition) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+class OpenHandler : public Handler {
+ public:
+  bool authenticated_only() const override { return false; }
+  HttpResponse Handle(const HttpRequest&, const ClientContext& client) override {
+    HttpResponse res;
+    res.content_type = "text/plain";
+    res.body = std::string(client.identity != nullptr ? "known " : "unknown ") +
+               (client.leaf != nullptr ? client.leaf->Key().DeviceId() : "no-leaf");
+    return res;
+  }
+};
+
 class ExporterHandler : public Handler {
  public:
   size_t max_body_bytes() const override { return 64; }
@@ -169,12 +194,17 @@ class ServerTest : public ::testing::Test {
     config.registry_refresh = std::chrono::milliseconds(10);
     config.idle_timeout = std::chrono::seconds(1);
     config.listeners.push_back({{"127.0.0.1", 0}, "registry", {}, {}});
+    ListenerConfig open{{"127.0.0.1", 0}, "registry", {}, {}};
+    open.admit_unknown = true;
+    config.listeners.push_back(open);
     auto server = Server::Create(config, &directory_, &SystemClock());
     ASSERT_THAT(server, IsOk());
     server_ = std::move(*server);
     ASSERT_THAT(server_->AddRoute("/test/exporter", std::make_unique<ExporterHandler>()), IsOk());
+    ASSERT_THAT(server_->AddRoute("/test/open", std::make_unique<OpenHandler>()), IsOk());
     ASSERT_THAT(server_->Start(), IsOk());
     port_ = server_->Listeners()[0].endpoint.port;
+    open_port_ = server_->Listeners()[1].endpoint.port;
     thread_ = std::thread([this]() { server_->Run(); });
   }
   void TearDown() override {
@@ -187,6 +217,7 @@ class ServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
   std::thread thread_;
   uint16_t port_ = 0;
+  uint16_t open_port_ = 0;  // admits unknown devices to open endpoints
   PrivateKey device_ = *PrivateKey::Generate(KeyType::kP256);
   Certificate device_cert_ = SelfSigned(device_, "device", false);
 };
@@ -297,6 +328,36 @@ TEST_F(ServerTest, RouteCannotBeAddedTwice) {
               HasError(Code::kAlreadyExists, ::testing::_));
   EXPECT_THAT(server_->AddRoute("relative", std::make_unique<ExporterHandler>()),
               HasError(Code::kInvalidArgument, ::testing::_));
+}
+
+TEST_F(ServerTest, UnknownDeviceReachesOnlyOpenEndpointsOnAnAdmittingListener) {
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(open_port_, device_, device_cert_));
+  ASSERT_TRUE(client.Send("GET /test/open HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto open = client.Receive();
+  EXPECT_EQ(open.status, 200);
+  EXPECT_EQ(open.body, "unknown " + device_.Public().DeviceId());
+  EXPECT_EQ(client.Get(), 403);  // hello needs an identity
+  EXPECT_EQ(server_->metrics().handshakes(), 0u);
+}
+
+TEST_F(ServerTest, KnownDeviceOnAnAdmittingListenerKeepsItsIdentity) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient client;
+  ASSERT_TRUE(client.Connect(open_port_, device_, device_cert_));
+  EXPECT_EQ(client.Get(), 200);
+  ASSERT_TRUE(client.Send("GET /test/open HTTP/1.1\r\nHost: x\r\n\r\n"));
+  EXPECT_EQ(client.Receive().body, "known " + device_.Public().DeviceId());
+}
+
+TEST_F(ServerTest, UnknownDeviceIsRefusedOnAListenerThatDoesNotAdmitIt) {
+  KeepAliveClient client;
+  client.Connect(port_, device_, device_cert_);
+  EXPECT_EQ(client.Get(), 0);
+  // The alert reaches the client before the server's loop counts the failure.
+  EXPECT_TRUE(Eventually([&]() {
+    return server_->metrics().failures(HandshakeFailure::kPolicyRejected) == 1u;
+  }));
 }
 
 }  // namespace

@@ -21,7 +21,8 @@ int OutcomeIndex() {
 // VerifyPeer replaces OpenSSL's chain verification for client certificates: the listener's
 // policy decides. Runs inside the handshake, so a refused device gets a TLS alert and nothing
 // else.
-int DecideAndRecord(X509_STORE_CTX* store_ctx, const TrustPolicy* policy, SSL* ssl) {
+int DecideAndRecord(X509_STORE_CTX* store_ctx, const PeerVerification* verification, SSL* ssl) {
+  const TrustPolicy* policy = verification->policy;
   X509* leaf = X509_STORE_CTX_get0_cert(store_ctx);
   auto outcome = std::make_unique<HandshakeOutcome>();
   auto reject = [&](std::string reason) {
@@ -54,6 +55,8 @@ int DecideAndRecord(X509_STORE_CTX* store_ctx, const TrustPolicy* policy, SSL* s
     ok = reject("a certificate in the presented chain has a public key that does not decode");
   } else if (auto id = policy->Authorize(*leaf_cert, untrusted); id) {
     outcome->identity = std::move(*id);
+  } else if (verification->admit_unknown) {
+    outcome->rejection = id.error().message();  // admitted without an identity
   } else {
     ok = reject(id.error().message());
   }
@@ -66,7 +69,7 @@ int DecideAndRecord(X509_STORE_CTX* store_ctx, const TrustPolicy* policy, SSL* s
 // policy decides. Runs inside the handshake, so a refused device gets a TLS alert and nothing
 // else. No exception may cross back into OpenSSL's C frames.
 int VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
-  const auto* policy = static_cast<const TrustPolicy*>(arg);
+  const auto* verification = static_cast<const PeerVerification*>(arg);
   SSL* ssl = static_cast<SSL*>(
       X509_STORE_CTX_get_ex_data(store_ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (ssl == nullptr || X509_STORE_CTX_get0_cert(store_ctx) == nullptr) {
@@ -74,7 +77,7 @@ int VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
     return 0;
   }
   try {
-    return DecideAndRecord(store_ctx, policy, ssl);
+    return DecideAndRecord(store_ctx, verification, ssl);
   } catch (...) {
     X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_UNSPECIFIED);
     return 0;
@@ -88,7 +91,8 @@ const HandshakeOutcome* OutcomeOf(SSL* ssl) {
 }
 
 Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
-                                           const PrivateKey& key, const TrustPolicy* policy) {
+                                           const PrivateKey& key,
+                                           const PeerVerification* verification) {
   if (chain.empty()) {
     return Error(Code::kInvalidArgument, "server certificate chain is empty");
   }
@@ -115,7 +119,7 @@ Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
     }
   }
   SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
-  SSL_CTX_set_cert_verify_callback(c, VerifyPeer, const_cast<TrustPolicy*>(policy));
+  SSL_CTX_set_cert_verify_callback(c, VerifyPeer, const_cast<PeerVerification*>(verification));
   // Devices lose power and drop connections without close_notify: treat that as a close, not
   // a fatal error (which would also evict the session from the resumption cache). Requests are
   // framed by Content-Length, so truncation cannot go unnoticed.

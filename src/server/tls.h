@@ -28,11 +28,22 @@ struct HandshakeOutcome {
   std::string rejection;  // reason for the log, when the policy said no
 };
 
+// PeerVerification is how a listener decides on client certificates.
+struct PeerVerification {
+  const TrustPolicy* policy = nullptr;
+  // admit_unknown: complete the handshake even when the policy refuses the certificate (the
+  // client still proves it holds the certificate's key), leaving the connection without an
+  // identity. For listeners that serve claim and pending-approval endpoints to devices that have
+  // no credential yet; every other endpoint refuses such connections.
+  bool admit_unknown = false;
+};
+
 // MakeServerContext returns an SSL_CTX for TLS 1.3 servers presenting `chain` (leaf first) with
-// `key`, requiring a client certificate and asking `policy` (which must outlive the context)
-// about it. kInvalidArgument if the key does not match the certificate.
+// `key`, requiring a client certificate and deciding on it by `verification` (which must outlive
+// the context). kInvalidArgument if the key does not match the certificate.
 Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
-                                           const PrivateKey& key, const TrustPolicy* policy);
+                                           const PrivateKey& key,
+                                           const PeerVerification* verification);
 
 // OutcomeOf returns the policy's decision for `ssl`'s handshake, or nullptr if the policy never
 // ran (no client certificate, protocol error, or a resumed session).
