@@ -12,6 +12,7 @@ void AddCaCommands(CLI::App& app, Context& ctx);
 void AddDeviceCommands(CLI::App& app, Context& ctx);
 void AddDemoCommand(CLI::App& app, Context& ctx);
 void AddRegistryCommands(CLI::App& app, Context& ctx);
+void AddPufCommands(CLI::App& app, Context& ctx);
 void AddServeCommand(CLI::App& app, Context& ctx);
 
 }  // namespace hallmark::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   hallmark::cli::AddDeviceCommands(app, ctx);
   hallmark::cli::AddRegistryCommands(app, ctx);
   hallmark::cli::AddServeCommand(app, ctx);
+  hallmark::cli::AddPufCommands(app, ctx);
   hallmark::cli::AddDemoCommand(app, ctx);
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->fallthrough();

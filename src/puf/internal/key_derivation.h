@@ -1,0 +1,32 @@
+// The cryptographic steps of the fuzzy extractor, all through OpenSSL: HKDF-SHA-256 from the
+// corrected response to a secret, HMAC-SHA-256 integrity tags, and the deterministic P-256 key.
+#ifndef HALLMARK_PUF_INTERNAL_KEY_DERIVATION_H_
+#define HALLMARK_PUF_INTERNAL_KEY_DERIVATION_H_
+
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "core/encoding.h"
+#include "core/key.h"
+#include "core/secret_bytes.h"
+#include "core/status.h"
+
+namespace hallmark::puf::internal {
+
+// Hkdf returns `length` bytes of HKDF-SHA-256 (RFC 5869) of `ikm` with `salt` and `info`.
+Result<SecretBytes> Hkdf(std::span<const uint8_t> ikm, std::span<const uint8_t> salt,
+                         std::string_view info, size_t length);
+
+// HmacSha256 returns HMAC-SHA-256 of `data` under `key`.
+Result<Bytes> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
+
+// DeriveP256Key turns a 32-byte secret into a P-256 private key deterministically: HKDF
+// expands the secret with a counter to 384 bits, which are reduced modulo the group order n
+// (bias below 2^-128); a zero scalar moves on to the next counter. The public point is computed
+// and both go to OpenSSL through EVP_PKEY_fromdata, so the key signs like any other.
+Result<PrivateKey> DeriveP256Key(const SecretBytes& secret);
+
+}  // namespace hallmark::puf::internal
+
+#endif  // HALLMARK_PUF_INTERNAL_KEY_DERIVATION_H_
