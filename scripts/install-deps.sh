@@ -14,7 +14,7 @@ PACKAGES=(
   # allocator for the server (measured in docs/performance.md)
   libmimalloc-dev libjemalloc-dev
   # device key stores: PKCS#11 (SoftHSM2 as the token), TPM 2.0 (swtpm as the chip)
-  softhsm2 opensc libengine-pkcs11-openssl libp11-dev
+  softhsm2 opensc libengine-pkcs11-openssl libp11-dev libp11-kit-dev
   tpm2-openssl tpm2-tools swtpm swtpm-tools libtss2-tcti-swtpm0 libtss2-dev
   # interop peers used by the tests and the demo
   openssl sqlite3 procps curl mosquitto mosquitto-clients

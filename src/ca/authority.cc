@@ -47,6 +47,12 @@ Status ValidateCustomerName(std::string_view name) {
 
 Result<Authority> Authority::Init(const std::string& dir, const InitOptions& options,
                                   std::optional<SecretBytes> passphrase, const Clock* clock) {
+  return Init(dir, options, std::make_unique<FileKeyStore>(dir + "/keys", std::move(passphrase)),
+              clock);
+}
+
+Result<Authority> Authority::Init(const std::string& dir, const InitOptions& options,
+                                  std::unique_ptr<KeyStore> keys, const Clock* clock) {
   if (FileExists(DbPath(dir))) {
     return Error(Code::kAlreadyExists, "a CA already exists in " + dir);
   }
@@ -56,7 +62,6 @@ Result<Authority> Authority::Init(const std::string& dir, const InitOptions& opt
   if (auto s = MakeDirectory(dir, 0700); !s) {
     return s.error();
   }
-  auto keys = std::make_unique<FileKeyStore>(dir + "/keys", std::move(passphrase));
   auto key = keys->Generate(kRootName, options.key_type);
   if (!key) {
     return key.error();
@@ -104,6 +109,10 @@ Result<Authority> Authority::Init(const std::string& dir, const InitOptions& opt
 
 Result<Authority> Authority::Open(const std::string& dir, std::optional<SecretBytes> passphrase,
                                   const Clock* clock) {
+  return Open(dir, KeySecrets{std::move(passphrase), std::nullopt}, clock);
+}
+
+Result<Authority> Authority::Open(const std::string& dir, KeySecrets secrets, const Clock* clock) {
   if (!FileExists(DbPath(dir))) {
     return Error(Code::kFailedPrecondition,
                  "no CA in " + dir + " (run 'hallmark ca init --dir " + dir + "' first)");
@@ -120,8 +129,11 @@ Result<Authority> Authority::Open(const std::string& dir, std::optional<SecretBy
   if (!root) {
     return Error(Code::kDataLoss, "root certificate in " + DbPath(dir) + " is corrupt");
   }
-  auto keys = std::make_unique<FileKeyStore>(dir + "/keys", std::move(passphrase));
-  return Authority(dir, std::move(keys), std::make_unique<IssuanceLog>(std::move(*log)),
+  auto keys = OpenKeyStore(root_record->key_ref, dir, std::move(secrets));
+  if (!keys) {
+    return keys.error().WithContext("root key reference in " + DbPath(dir));
+  }
+  return Authority(dir, std::move(*keys), std::make_unique<IssuanceLog>(std::move(*log)),
                    std::move(*root), clock);
 }
 

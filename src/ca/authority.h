@@ -67,11 +67,18 @@ class Authority {
   // `passphrase` when given.
   static Result<Authority> Init(const std::string& dir, const InitOptions& options,
                                 std::optional<SecretBytes> passphrase, const Clock* clock);
+  // Init with the CA's keys in `keys` (a PKCS#11 token, say); the issuance log records where
+  // each key lives, so that Open finds them again.
+  static Result<Authority> Init(const std::string& dir, const InitOptions& options,
+                                std::unique_ptr<KeyStore> keys, const Clock* clock);
 
   // Open opens an existing CA. kFailedPrecondition if `dir` holds no CA. Keys are loaded lazily,
   // so a wrong or missing passphrase shows only when a key is needed.
   static Result<Authority> Open(const std::string& dir, std::optional<SecretBytes> passphrase,
                                 const Clock* clock);
+  // Open with the secrets of whichever key store the CA was created with (recorded as the root
+  // key's reference): a passphrase for key files, a PIN for a PKCS#11 token.
+  static Result<Authority> Open(const std::string& dir, KeySecrets secrets, const Clock* clock);
 
   const Certificate& root() const { return root_; }
   const std::string& dir() const { return dir_; }

@@ -7,6 +7,7 @@
 #include "ca/authority.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/key_stores.h"
 #include "core/clock.h"
 #include "core/duration.h"
 #include "core/file.h"
@@ -19,14 +20,28 @@ using nlohmann::json;
 struct CaOptions {
   std::string dir = "hallmark-ca";
   std::string passphrase_file;
+  std::string pin_file;
 };
 
-Result<ca::Authority> OpenAuthority(const CaOptions& o) {
+// LoadSecrets reads what unlocks the CA's keys: the key files' passphrase, the token's PIN.
+Result<ca::KeySecrets> LoadSecrets(const CaOptions& o) {
   auto passphrase = LoadPassphrase(o.passphrase_file);
   if (!passphrase) {
     return passphrase.error();
   }
-  return ca::Authority::Open(o.dir, std::move(*passphrase), &SystemClock());
+  auto pin = LoadPin(o.pin_file);
+  if (!pin) {
+    return pin.error();
+  }
+  return ca::KeySecrets{std::move(*passphrase), std::move(*pin)};
+}
+
+Result<ca::Authority> OpenAuthority(const CaOptions& o) {
+  auto secrets = LoadSecrets(o);
+  if (!secrets) {
+    return secrets.error();
+  }
+  return ca::Authority::Open(o.dir, std::move(*secrets), &SystemClock());
 }
 
 // ParseValidity turns --validity / --no-expiry into the pair the CA takes.
@@ -76,10 +91,14 @@ void AddInit(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     std::string key_type = "p256";
     std::string validity;
     bool no_expiry = false;
+    std::string keystore;
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_option("--org", opts->org, "Organization name in the root's subject")
       ->capture_default_str();
+  cmd->add_option("--keystore", opts->keystore,
+                  "Where the CA keys live: file (DIR/keys, default) or "
+                  "pkcs11:module=SO;token=LABEL (generated inside the token; --pin-file)");
   cmd->add_option("--key-type", opts->key_type, "Root key: p256, p384 or ed25519")
       ->capture_default_str();
   cmd->add_option("--validity", opts->validity, "Root validity, e.g. 30y (default 30y)");
@@ -94,16 +113,20 @@ void AddInit(CLI::App* ca, Context& ctx, std::shared_ptr<CaOptions> o) {
     if (!validity) {
       return validity.error();
     }
-    auto passphrase = LoadPassphrase(o->passphrase_file);
-    if (!passphrase) {
-      return passphrase.error();
+    auto secrets = LoadSecrets(*o);
+    if (!secrets) {
+      return secrets.error();
+    }
+    auto keys = ca::OpenKeyStore(opts->keystore, o->dir, std::move(*secrets));
+    if (!keys) {
+      return keys.error();
     }
     ca::InitOptions init;
     init.organization = opts->org;
     init.key_type = *type;
     init.validity = *validity;
     init.no_expiry = opts->no_expiry;
-    auto authority = ca::Authority::Init(o->dir, init, std::move(*passphrase), &SystemClock());
+    auto authority = ca::Authority::Init(o->dir, init, std::move(*keys), &SystemClock());
     if (!authority) {
       return authority.error();
     }
@@ -526,6 +549,7 @@ void AddCaCommands(CLI::App& app, Context& ctx) {
       ->envname("HALLMARK_CA_DIR")
       ->capture_default_str();
   AddPassphraseOption(ca, &o->passphrase_file);
+  AddPinOption(ca, &o->pin_file);
   AddInit(ca, ctx, o);
   AddCustomer(ca, ctx, o);
   AddIssue(ca, ctx, o);

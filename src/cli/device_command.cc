@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/key_stores.h"
 #include "core/certificate.h"
 #include "core/clock.h"
 #include "core/csr.h"
@@ -20,15 +21,15 @@ using nlohmann::json;
 
 struct DeviceOptions {
   std::string key = "device-key.pem";
+  std::string keystore;
   std::string passphrase_file;
+  std::string pin_file;
 };
 
-Result<device::FileKeyStore> OpenStore(const DeviceOptions& o) {
-  auto passphrase = LoadPassphrase(o.passphrase_file);
-  if (!passphrase) {
-    return passphrase.error();
-  }
-  return device::FileKeyStore(o.key, std::move(*passphrase));
+// OpenStore opens the device key store: --keystore SPEC, or the file store at --key.
+Result<std::unique_ptr<device::KeyStore>> OpenStore(const DeviceOptions& o) {
+  return OpenDeviceKeyStore(o.keystore.empty() ? "file:" + o.key : o.keystore, o.passphrase_file,
+                            o.pin_file);
 }
 
 // LoadKey returns a handle on the device key named by the options.
@@ -37,11 +38,12 @@ Result<PrivateKey> LoadKey(const DeviceOptions& o) {
   if (!store) {
     return store.error();
   }
-  return store->Load();
+  return (*store)->Load();
 }
 
 void AddKeygen(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
-  auto* cmd = dev->add_subcommand("keygen", "Create the device identity key (file, mode 0600)");
+  auto* cmd = dev->add_subcommand(
+      "keygen", "Create the device identity key in its store (file mode 0600, token, TPM)");
   auto type_name = std::make_shared<std::string>("p256");
   cmd->add_option("--key-type", *type_name, "p256 (default), p384 or ed25519")
       ->capture_default_str();
@@ -54,16 +56,18 @@ void AddKeygen(CLI::App* dev, Context& ctx, std::shared_ptr<DeviceOptions> o) {
     if (!store) {
       return store.error();
     }
-    auto pub = store->Create(*type);
+    auto pub = (*store)->Create(*type);
     if (!pub) {
       return pub.error();
     }
-    json j = {{"key", o->key},
+    const std::string where = o->keystore.empty() ? o->key : (*store)->Describe();
+    json j = {{"key", where},
+              {"keystore", (*store)->Describe()},
               {"device_id", pub->DeviceId()},
               {"algorithm", pub->Algorithm().Describe()},
               {"public_key_pem", pub->ToPem()}};
     Succeed(ctx, j,
-            "Created " + pub->Algorithm().Describe() + " device key " + o->key +
+            "Created " + pub->Algorithm().Describe() + " device key " + where +
                 "\n  device id: " + pub->DeviceId() + "\n");
     return OkStatus();
   }));
@@ -282,8 +286,13 @@ void AddDeviceCommands(CLI::App& app, Context& ctx) {
   auto* dev = app.add_subcommand("device", "Device side: identity key, CSR, device ID");
   dev->require_subcommand(1);
   auto o = std::make_shared<DeviceOptions>();
-  dev->add_option("--key", o->key, "Device key file")->capture_default_str();
+  auto* key = dev->add_option("--key", o->key, "Device key file")->capture_default_str();
+  dev->add_option("--keystore", o->keystore,
+                  "Key store instead of --key: file:PATH, "
+                  "pkcs11:module=SO;token=LABEL[;label=KEY], tpm:key=PATH[;tcti=TCTI]")
+      ->excludes(key);
   AddPassphraseOption(dev, &o->passphrase_file);
+  AddPinOption(dev, &o->pin_file);
   AddKeygen(dev, ctx, o);
   AddCsr(dev, ctx, o);
   AddId(dev, ctx, o);

@@ -28,9 +28,12 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "hallmark 0.1.0");
   hallmark::cli::AddCaCommands(app, ctx);
   hallmark::cli::AddDeviceCommands(app, ctx);
+  hallmark::cli::AddDeviceEnrollCommands(app, ctx);
   hallmark::cli::AddRegistryCommands(app, ctx);
-  hallmark::cli::AddServeCommand(app, ctx);
+  hallmark::cli::AddBatchCommands(app, ctx);
   hallmark::cli::AddPufCommands(app, ctx);
+  hallmark::cli::AddFactoryCommands(app, ctx);
+  hallmark::cli::AddServeCommand(app, ctx);
   hallmark::cli::AddDemoCommand(app, ctx);
   for (CLI::App* sub : app.get_subcommands({})) {
     sub->fallthrough();

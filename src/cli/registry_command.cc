@@ -1,6 +1,7 @@
 // `hallmark registry ...`: the owner's device registry (docs/registry.md).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -12,11 +13,14 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/registry_options.h"
 #include "core/certificate.h"
 #include "core/clock.h"
 #include "core/csr.h"
 #include "core/encoding.h"
 #include "core/file.h"
+#include "device/enroll_client.h"
+#include "registry/batch.h"
 #include "registry/record.h"
 #include "registry/registrar_key.h"
 #include "registry/registry.h"
@@ -27,61 +31,6 @@ namespace {
 using nlohmann::json;
 using registry::DeviceRecord;
 using registry::Registry;
-
-struct RegistryOptions {
-  std::string db;
-  std::string registrar_key;
-  std::string registrar_pub;
-  std::string passphrase_file;
-};
-
-Result<Registry> OpenRegistry(const RegistryOptions& o) {
-  if (o.db.empty()) {
-    return Error(Code::kInvalidArgument,
-                 "no registry database: give --db PATH or set HALLMARK_REGISTRY_DB");
-  }
-  return Registry::Open(o.db, &SystemClock());
-}
-
-Result<registry::RegistrarKey> LoadRegistrar(const RegistryOptions& o, std::string_view command) {
-  if (o.registrar_key.empty()) {
-    return Error(Code::kInvalidArgument,
-                 "registry " + std::string(command) +
-                     " signs with the registrar key: give --registrar-key KEY or set "
-                     "HALLMARK_REGISTRAR_KEY");
-  }
-  auto passphrase = LoadPassphrase(o.passphrase_file);
-  if (!passphrase) {
-    return passphrase.error();
-  }
-  return registry::RegistrarKey::Load(o.registrar_key, *passphrase);
-}
-
-// TrustedKey is the registrar public key to check against, and where it came from.
-struct TrustedKey {
-  PublicKey key;
-  std::string source;  // "registrar-pub FILE", "registrar-key FILE" or "database"
-};
-
-// LoadTrustedKey prefers --registrar-pub, then the public half of --registrar-key's KEY.pub,
-// and falls back to the key stored in the database, which an attacker could have replaced.
-Result<TrustedKey> LoadTrustedKey(const RegistryOptions& o, Registry& registry) {
-  if (!o.registrar_pub.empty()) {
-    auto key = registry::LoadRegistrarPublicKey(o.registrar_pub);
-    if (!key) {
-      return key.error();
-    }
-    return TrustedKey{*key, "--registrar-pub " + o.registrar_pub};
-  }
-  if (!o.registrar_key.empty() && FileExists(o.registrar_key + ".pub")) {
-    auto key = registry::LoadRegistrarPublicKey(o.registrar_key + ".pub");
-    if (!key) {
-      return key.error();
-    }
-    return TrustedKey{*key, o.registrar_key + ".pub"};
-  }
-  return TrustedKey{registry.stored_registrar_key(), "database"};
-}
 
 std::string Fingerprint(const PublicKey& key) { return key.DeviceId().substr(0, 16); }
 
@@ -479,8 +428,10 @@ void AddExport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
   }));
 }
 
-// LoadTrustedHead reads a head saved by `registry head` and checks it is the registrar's.
-Result<registry::TreeHead> LoadTrustedHead(const std::string& path, const PublicKey& registrar) {
+// LoadTrustedHead reads a head saved by `registry head` and checks it is the registrar's, or
+// (after a batch claim) the enrollment key's of a batch the registrar signed.
+Result<registry::TreeHead> LoadTrustedHead(const std::string& path, const PublicKey& registrar,
+                                           Registry& reg) {
   auto text = ReadFile(path);
   if (!text) {
     return text.error();
@@ -489,9 +440,16 @@ Result<registry::TreeHead> LoadTrustedHead(const std::string& path, const Public
   if (!head) {
     return head.error();
   }
-  if (auto s = registry::VerifyTreeHead(registrar, *head); !s) {
+  std::optional<PublicKey> key = registrar;
+  if (auto batch = registry::SignerBatch(head->signer); batch.has_value()) {
+    auto info = reg.FindBatch(registrar, *batch);
+    auto enrollment = info ? PublicKey::FromDer(info->definition.enrollment_key)
+                           : Result<PublicKey>(info.error());
+    key = enrollment ? std::optional<PublicKey>(*enrollment) : std::nullopt;
+  }
+  if (!key.has_value() || !registry::VerifyTreeHead(*key, *head)) {
     return Error(Code::kInvalidArgument,
-                 "the trusted head in " + path + " is not signed by the registrar key");
+                 "the trusted head in " + path + " is not signed by the " + head->signer + " key");
   }
   return head;
 }
@@ -567,7 +525,7 @@ void AddVerify(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
     }
     registry::VerifyOptions options;
     if (!trusted_head->empty()) {
-      auto head = LoadTrustedHead(*trusted_head, trusted->key);
+      auto head = LoadTrustedHead(*trusted_head, trusted->key, *reg);
       if (!head) {
         return head.error();
       }
@@ -712,21 +670,191 @@ void AddImport(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o
   }));
 }
 
+json PendingJson(const registry::PendingDevice& p) {
+  auto key = PublicKey::FromDer(p.public_key);
+  // The code is recomputed from the key, never read from the (unsigned) row.
+  std::string code = key && key->DeviceId() == p.device_id ? device::ComparisonCode(*key)
+                                                           : "(key does not match the ID)";
+  return {{"device_id", p.device_id},   {"code", code},
+          {"serial", p.serial},         {"peer", p.peer},
+          {"first_seen", p.first_seen}, {"last_seen", p.last_seen},
+          {"requests", p.requests}};
+}
+
+void AddPending(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) {
+  auto* cmd = group->add_subcommand(
+      "pending", "List devices waiting for operator approval (compare each code with the device)");
+  cmd->callback(Run(ctx, [&ctx, o]() -> Status {
+    auto reg = OpenRegistry(*o);
+    if (!reg) {
+      return reg.error();
+    }
+    auto pending = reg->ListPending();
+    if (!pending) {
+      return pending.error();
+    }
+    json arr = json::array();
+    std::ostringstream h;
+    h << std::left << std::setw(18) << "ID" << std::setw(11) << "CODE" << std::setw(20) << "SERIAL"
+      << std::setw(22) << "FIRST SEEN" << std::setw(9) << "REQUESTS"
+      << "FROM\n";
+    for (const registry::PendingDevice& p : *pending) {
+      json j = PendingJson(p);
+      arr.push_back(j);
+      h << std::left << std::setw(18) << p.device_id.substr(0, 16) << std::setw(11)
+        << j["code"].get<std::string>() << std::setw(20) << p.serial << std::setw(22)
+        << FormatTime(p.first_seen) << std::setw(9) << p.requests << p.peer << "\n";
+    }
+    if (pending->empty()) {
+      h.str("No devices are waiting for approval.\n");
+    }
+    Succeed(ctx, json{{"pending", arr}, {"count", pending->size()}}, h.str());
+    return OkStatus();
+  }));
+}
+
+void AddApprove(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) {
+  auto* cmd = group->add_subcommand(
+      "approve", "Approve a pending device: the registrar signs it as active (path engineer)");
+  struct Opts {
+    std::string id;
+    std::string code;
+    std::string owner;
+    std::string serial;
+  };
+  auto opts = std::make_shared<Opts>();
+  cmd->add_option("id", opts->id, "Device ID, or a prefix of at least 8 hex digits")->required();
+  cmd->add_option("--code", opts->code,
+                  "The code the device shows; approval is refused if it differs");
+  cmd->add_option("--owner", opts->owner, "Owner recorded for the device");
+  cmd->add_option("--serial", opts->serial, "Serial (default: the one the device sent)");
+  cmd->callback(Run(ctx, [&ctx, o, opts]() -> Status {
+    auto session = OpenAsRegistrar(*o, "approve");
+    if (!session) {
+      return session.error();
+    }
+    Registry& reg = session->registry;
+    if (!opts->code.empty()) {
+      auto pending = reg.ListPending();
+      if (!pending) {
+        return pending.error();
+      }
+      std::string wanted = opts->code;
+      std::transform(wanted.begin(), wanted.end(), wanted.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+      for (const registry::PendingDevice& p : *pending) {
+        std::string code = PendingJson(p)["code"];
+        if (p.device_id.rfind(opts->id, 0) == 0 && code != wanted) {
+          return Error(Code::kPermissionDenied,
+                       "device " + p.device_id + " has code " + code + ", not " + wanted +
+                           ": this is not the device in front of you; nothing approved");
+        }
+      }
+    }
+    auto record = reg.Approve(session->registrar, opts->id,
+                              registry::ApproveOptions{opts->owner, opts->serial});
+    if (!record) {
+      return record.error();
+    }
+    Succeed(ctx, RecordJson(*record),
+            "Approved device " + record->device_id + " (serial " + record->serial + ", log entry " +
+                std::to_string(record->seq) + ")\n");
+    return OkStatus();
+  }));
+}
+
+void AddReject(CLI::App* group, Context& ctx, std::shared_ptr<RegistryOptions> o) {
+  auto* cmd = group->add_subcommand("reject", "Remove a pending approval request");
+  auto id = std::make_shared<std::string>();
+  cmd->add_option("id", *id, "Device ID, or a prefix of at least 8 hex digits")->required();
+  cmd->callback(Run(ctx, [&ctx, o, id]() -> Status {
+    auto reg = OpenRegistry(*o);
+    if (!reg) {
+      return reg.error();
+    }
+    auto rejected = reg->Reject(*id);
+    if (!rejected) {
+      return rejected.error();
+    }
+    Succeed(ctx, PendingJson(*rejected),
+            "Rejected the request of device " + rejected->device_id + "\n");
+    return OkStatus();
+  }));
+}
+
 }  // namespace
+
+Result<Registry> OpenRegistry(const RegistryOptions& o) {
+  if (o.db.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "no registry database: give --db PATH or set HALLMARK_REGISTRY_DB");
+  }
+  return Registry::Open(o.db, &SystemClock());
+}
+
+Result<registry::RegistrarKey> LoadRegistrar(const RegistryOptions& o, std::string_view command) {
+  if (o.registrar_key.empty()) {
+    return Error(Code::kInvalidArgument,
+                 "registry " + std::string(command) +
+                     " signs with the registrar key: give --registrar-key KEY or set "
+                     "HALLMARK_REGISTRAR_KEY");
+  }
+  auto passphrase = LoadPassphrase(o.passphrase_file);
+  if (!passphrase) {
+    return passphrase.error();
+  }
+  return registry::RegistrarKey::Load(o.registrar_key, *passphrase);
+}
+
+Result<RegistrarSession> OpenAsRegistrar(const RegistryOptions& o, std::string_view command) {
+  auto registrar = LoadRegistrar(o, command);
+  if (!registrar) {
+    return registrar.error();
+  }
+  auto reg = OpenRegistry(o);
+  if (!reg) {
+    return reg.error();
+  }
+  return RegistrarSession{std::move(*registrar), std::move(*reg)};
+}
+
+Result<TrustedKey> LoadTrustedKey(const RegistryOptions& o, registry::Registry& registry) {
+  if (!o.registrar_pub.empty()) {
+    auto key = registry::LoadRegistrarPublicKey(o.registrar_pub);
+    if (!key) {
+      return key.error();
+    }
+    return TrustedKey{*key, "--registrar-pub " + o.registrar_pub};
+  }
+  if (!o.registrar_key.empty() && FileExists(o.registrar_key + ".pub")) {
+    auto key = registry::LoadRegistrarPublicKey(o.registrar_key + ".pub");
+    if (!key) {
+      return key.error();
+    }
+    return TrustedKey{*key, o.registrar_key + ".pub"};
+  }
+  return TrustedKey{registry.stored_registrar_key(), "database"};
+}
+
+void AddRegistryOptions(CLI::App* group, RegistryOptions* o) {
+  group->add_option("--db", o->db, "Registry database (SQLite)")->envname("HALLMARK_REGISTRY_DB");
+  group
+      ->add_option("--registrar-key", o->registrar_key,
+                   "Registrar private key (Ed25519 PEM), for commands that sign")
+      ->envname("HALLMARK_REGISTRAR_KEY");
+  group
+      ->add_option("--registrar-pub", o->registrar_pub,
+                   "Trusted registrar public key for commands that verify (default: KEY.pub, "
+                   "else the key stored in the database)")
+      ->envname("HALLMARK_REGISTRAR_PUB");
+  AddPassphraseOption(group, &o->passphrase_file);
+}
 
 void AddRegistryCommands(CLI::App& app, Context& ctx) {
   auto* reg = app.add_subcommand("registry", "The owner's device registry (signed, Merkle log)");
   reg->require_subcommand(1);
   auto o = std::make_shared<RegistryOptions>();
-  reg->add_option("--db", o->db, "Registry database (SQLite)")->envname("HALLMARK_REGISTRY_DB");
-  reg->add_option("--registrar-key", o->registrar_key,
-                  "Registrar private key (Ed25519 PEM), for commands that sign")
-      ->envname("HALLMARK_REGISTRAR_KEY");
-  reg->add_option("--registrar-pub", o->registrar_pub,
-                  "Trusted registrar public key for verify and show (default: KEY.pub, else the "
-                  "key stored in the database)")
-      ->envname("HALLMARK_REGISTRAR_PUB");
-  AddPassphraseOption(reg, &o->passphrase_file);
+  AddRegistryOptions(reg, o.get());
   AddInit(reg, ctx, o);
   AddAdd(reg, ctx, o);
   AddRevoke(reg, ctx, o);
@@ -736,6 +864,9 @@ void AddRegistryCommands(CLI::App& app, Context& ctx) {
   AddVerify(reg, ctx, o);
   AddHead(reg, ctx, o);
   AddImport(reg, ctx, o);
+  AddPending(reg, ctx, o);
+  AddApprove(reg, ctx, o);
+  AddReject(reg, ctx, o);
 }
 
 }  // namespace hallmark::cli

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/enroll_config.h"
 #include "core/clock.h"
 #include "core/file.h"
 #include "registry/registrar_key.h"
@@ -36,6 +37,10 @@ class PersistingDirectory : public registry::Directory {
 
   Result<registry::DeviceRecord> Lookup(std::string_view device_id) override {
     return inner_->Lookup(device_id);
+  }
+
+  Result<registry::VerifiedBatch> LookupBatch(std::string_view batch_id) override {
+    return inner_->LookupBatch(batch_id);
   }
 
   Result<std::vector<std::string>> Refresh() override {
@@ -77,10 +82,8 @@ Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const server::
     if (!head) {
       return head.error().WithContext(c.registry_head_file);
     }
-    if (auto s = registry::VerifyTreeHead(*key, *head); !s) {
-      return Error(Code::kDataLoss,
-                   "the tree head in " + c.registry_head_file + " is not signed by the registrar");
-    }
+    // ServingDirectory::Open checks the head's signature: the registrar's, or an enrollment key
+    // that a registrar-signed batch in the log authorises (heads written after claims).
     options.trusted_head = std::move(*head);
   }
   auto directory = registry::ServingDirectory::Open(c.registry_db, *key, options);
@@ -120,6 +123,28 @@ Status Serve(Context& ctx, const std::string& config_path, const std::string& lo
   auto srv = server::Server::Create(*config, directory.get(), &SystemClock());
   if (!srv) {
     return srv.error();
+  }
+  auto enroll_config = LoadEnrollConfig(config_path, *config);
+  if (!enroll_config) {
+    return enroll_config.error();
+  }
+  if (enroll_config->has_value()) {
+    enroll::EnrollDeps deps;
+    deps.directory = directory.get();
+    deps.clock = &SystemClock();
+    server::Server* raw_server = srv->get();
+    // A claim's own handshake cached "not registered": drop it so the device's next connection
+    // is let in at once.
+    deps.on_enrolled = [raw_server](const std::string& id) { raw_server->ForgetDevice(id); };
+    auto handlers = enroll::MakeHandlers(**enroll_config, deps);
+    if (!handlers) {
+      return handlers.error().WithContext("enroll");
+    }
+    for (auto& [path, handler] : *handlers) {
+      if (auto s = (*srv)->AddRoute(path, std::move(handler)); !s) {
+        return s;
+      }
+    }
   }
   // Signals are taken by one thread with sigwait; the workers never see them.
   sigset_t signals;

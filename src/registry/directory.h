@@ -9,6 +9,7 @@
 
 #include "core/encoding.h"
 #include "core/status.h"
+#include "registry/batch.h"
 
 namespace hallmark::registry {
 
@@ -31,10 +32,16 @@ struct DeviceRecord {
   int64_t created_at = 0;
   int64_t updated_at = 0;
   uint64_t seq = 0;    // index of the log entry that produced this state
-  std::string signer;  // "registrar" (later also "enrollment:<batch>")
+  std::string signer;  // "registrar", or "enrollment:<batch>" for a batch enrollment
   Bytes signature;     // over the record's canonical encoding (docs/adr/0004)
 
   bool operator==(const DeviceRecord&) const = default;
+};
+
+// VerifiedBatch is a batch as the verified log defines it.
+struct VerifiedBatch {
+  BatchDefinition definition;  // its newest valid entry
+  uint64_t claims = 0;         // devices the log enrolled through it within its limits
 };
 
 // Directory is the registry as the server sees it: verified lookups and change notification.
@@ -52,6 +59,15 @@ class Directory {
   // and returns the IDs of devices whose records changed since the last call. kDataLoss if the
   // log was rewritten.
   virtual Result<std::vector<std::string>> Refresh() = 0;
+
+  // LookupBatch returns batch `batch_id` as the verified log defines it (registrar-signed, its
+  // newest valid entry). kNotFound if there is none; kFailedPrecondition if this directory does
+  // not track batches.
+  virtual Result<VerifiedBatch> LookupBatch(std::string_view batch_id) {
+    return Error(Code::kFailedPrecondition,
+                 "this registry view does not track batches (looking up " +
+                     std::string(batch_id.substr(0, 80)) + ")");
+  }
 };
 
 }  // namespace hallmark::registry

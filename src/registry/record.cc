@@ -4,15 +4,18 @@
 #include <vector>
 
 #include "core/encoding.h"
+#include "registry/internal/canonical_text.h"
 
 namespace hallmark::registry {
 namespace {
+
+using internal::AsText;
+using internal::ParseDecimal;
 
 constexpr std::string_view kFieldNames[] = {
     "device_id", "public_key", "status",     "owner", "path",   "serial",
     "reason",    "created_at", "updated_at", "seq",   "signer",
 };
-constexpr size_t kFieldCount = std::size(kFieldNames);
 
 // Utf8SequenceLength returns the length of the well-formed UTF-8 sequence starting at `s[i]`, or
 // 0 if there is none (overlong forms, surrogates and code points above U+10FFFF are refused).
@@ -50,19 +53,6 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
     }
   }
   return len;
-}
-
-template <typename Int>
-bool ParseDecimal(std::string_view text, Int* out) {
-  if (text.empty() || (text.size() > 1 && text[0] == '0') || text[0] == '+') {
-    return false;
-  }
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), *out);
-  return ec == std::errc() && end == text.data() + text.size();
-}
-
-std::string_view AsText(std::span<const uint8_t> bytes) {
-  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
 }
 
 }  // namespace
@@ -189,53 +179,31 @@ Result<std::string> CanonicalRecord(const DeviceRecord& r) {
   if (r.signer.empty()) {
     return Error(Code::kInvalidArgument, "record has no signer");
   }
-  std::string out;
-  out.reserve(256 + r.public_key.size() * 4 / 3 + r.owner.size() + r.serial.size());
-  out.append(kRecordMagic).append("\n");
-  auto line = [&out](std::string_view name, std::string_view value) {
-    out.append(name).append("=").append(value).append("\n");
-  };
-  line("device_id", r.device_id);
-  line("public_key", Base64Encode(r.public_key));
-  line("status", DeviceStatusName(r.status));
-  line("owner", r.owner);
-  line("path", ProvisioningPathName(r.path));
-  line("serial", r.serial);
-  line("reason", r.reason);
-  line("created_at", std::to_string(r.created_at));
-  line("updated_at", std::to_string(r.updated_at));
-  line("seq", std::to_string(r.seq));
-  line("signer", r.signer);
-  return out;
+  internal::CanonicalWriter w(kRecordMagic);
+  w.Line("device_id", r.device_id)
+      .Line("public_key", Base64Encode(r.public_key))
+      .Line("status", DeviceStatusName(r.status))
+      .Line("owner", r.owner)
+      .Line("path", ProvisioningPathName(r.path))
+      .Line("serial", r.serial)
+      .Line("reason", r.reason)
+      .Line("created_at", std::to_string(r.created_at))
+      .Line("updated_at", std::to_string(r.updated_at))
+      .Line("seq", std::to_string(r.seq))
+      .Line("signer", r.signer);
+  return w.Take();
 }
 
 Result<DeviceRecord> ParseCanonicalRecord(std::span<const uint8_t> bytes) {
-  std::string_view text = AsText(bytes);
   auto bad = [](const std::string& why) {
     return Error(Code::kInvalidArgument, "not a canonical device record: " + why);
   };
-  if (text.substr(0, kRecordMagic.size() + 1) != std::string(kRecordMagic) + "\n") {
-    return bad("it does not start with '" + std::string(kRecordMagic) + "'");
+  auto split = internal::SplitCanonical(AsText(bytes), kRecordMagic, kFieldNames,
+                                        "not a canonical device record");
+  if (!split) {
+    return split.error();
   }
-  text.remove_prefix(kRecordMagic.size() + 1);
-  std::string_view values[kFieldCount];
-  for (size_t i = 0; i < kFieldCount; ++i) {
-    size_t eol = text.find('\n');
-    if (eol == std::string_view::npos) {
-      return bad("field " + std::string(kFieldNames[i]) + " is missing or unterminated");
-    }
-    std::string_view line = text.substr(0, eol);
-    text.remove_prefix(eol + 1);
-    if (line.substr(0, kFieldNames[i].size()) != kFieldNames[i] ||
-        line.size() <= kFieldNames[i].size() || line[kFieldNames[i].size()] != '=') {
-      return bad("expected field " + std::string(kFieldNames[i]) + " in line " +
-                 std::to_string(i + 2));
-    }
-    values[i] = line.substr(kFieldNames[i].size() + 1);
-  }
-  if (!text.empty()) {
-    return bad("trailing bytes after the signer field");
-  }
+  const std::vector<std::string_view>& values = *split;
   DeviceRecord r;
   r.device_id = std::string(values[0]);
   auto key = Base64Decode(values[1]);
@@ -286,6 +254,19 @@ Result<std::string_view> EntryDeviceId(std::span<const uint8_t> bytes) {
   return id;
 }
 
+std::optional<std::string_view> EntrySigner(std::span<const uint8_t> bytes) {
+  std::string_view text = AsText(bytes);
+  constexpr std::string_view kSigner = "\nsigner=";
+  if (text.empty() || text.back() != '\n') {
+    return std::nullopt;
+  }
+  size_t start = text.rfind('\n', text.size() - 2);
+  if (start == std::string_view::npos || text.substr(start, kSigner.size()) != kSigner) {
+    return std::nullopt;
+  }
+  return text.substr(start + kSigner.size(), text.size() - 1 - start - kSigner.size());
+}
+
 Status SignRecord(const PrivateKey& key, DeviceRecord* record) {
   auto text = CanonicalRecord(*record);
   if (!text) {
@@ -305,9 +286,9 @@ Status VerifyRecord(const PublicKey& key, const DeviceRecord& record) {
     return text.error();
   }
   if (auto s = key.Verify(AsBytes(*text), record.signature); !s) {
-    return Error(Code::kUnauthenticated, "signature of device " + record.device_id + " (seq " +
-                                             std::to_string(record.seq) +
-                                             ") does not verify with the registrar key");
+    return Error(Code::kUnauthenticated,
+                 "signature of device " + record.device_id + " (seq " + std::to_string(record.seq) +
+                     ") does not verify with the " + record.signer + " key");
   }
   return OkStatus();
 }

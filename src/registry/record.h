@@ -20,6 +20,7 @@
 #define HALLMARK_REGISTRY_RECORD_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -68,12 +69,17 @@ Result<DeviceRecord> ParseCanonicalRecord(std::span<const uint8_t> bytes);
 // path for replaying the log. kInvalidArgument if `bytes` does not start like a record.
 Result<std::string_view> EntryDeviceId(std::span<const uint8_t> bytes);
 
+// EntrySigner returns the value of the last line of a log entry, if it is a `signer=` line
+// (device records and batch definitions both end with one); nullopt otherwise.
+std::optional<std::string_view> EntrySigner(std::span<const uint8_t> bytes);
+
 // SignRecord sets `record->signature` to `key`'s signature over the canonical encoding.
 // Errors of `CanonicalRecord`, or of signing.
 Status SignRecord(const PrivateKey& key, DeviceRecord* record);
 
-// VerifyRecord checks `record.signature` over its canonical encoding with `key`.
-// kUnauthenticated if it does not verify; kInvalidArgument if the record cannot be encoded.
+// VerifyRecord checks `record.signature` over its canonical encoding with `key` (the registrar's,
+// or for an "enrollment:B" record the enrollment key batch B names). kUnauthenticated if it does
+// not verify; kInvalidArgument if the record cannot be encoded.
 Status VerifyRecord(const PublicKey& key, const DeviceRecord& record);
 
 }  // namespace hallmark::registry

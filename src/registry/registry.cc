@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "registry/internal/line_reader.h"
+#include "registry/internal/write_session.h"
 #include "registry/manifest.h"
 #include "registry/merkle.h"
 #include "registry/record.h"
@@ -11,232 +12,15 @@
 namespace hallmark::registry {
 namespace {
 
+using internal::kVerifyHint;
+using internal::SessionSigner;
+using internal::WriteSession;
+
 constexpr std::string_view kMetaRegistrarKey = "registrar_public_key";
-constexpr std::string_view kVerifyHint = "; run `hallmark registry verify`";
 
-// KeyFingerprint names a key in messages: the first 16 hex digits of the SHA-256 of its SPKI.
-std::string KeyFingerprint(const PublicKey& key) { return key.DeviceId().substr(0, 16); }
-
-Result<PublicKey> ReadStoredRegistrarKey(Reader& r, const std::string& where) {
-  auto pem = r.GetMeta(kMetaRegistrarKey);
-  if (!pem) {
-    return pem.error();
-  }
-  if (!pem->has_value()) {
-    return Error(Code::kFailedPrecondition,
-                 "registry " + where + " has no registrar key; it was never initialised");
-  }
-  auto key = PublicKey::FromPem(**pem);
-  if (!key) {
-    return Error(Code::kDataLoss, "registry " + where +
-                                      " stores a registrar key that does not "
-                                      "parse" +
-                                      std::string(kVerifyHint));
-  }
-  return key;
+SessionSigner AsSigner(const RegistrarKey& registrar) {
+  return SessionSigner{&registrar.key(), std::string(kRegistrarSigner)};
 }
-
-// CheckRow verifies a stored record against the registrar key and the log: the checks a
-// registrar makes before it builds on a row, and `registry show` makes before it prints one.
-// `covered` is the size of the newest verified tree head.
-Status CheckRow(Reader& r, const PublicKey& registrar, const DeviceRecord& row, uint64_t covered) {
-  std::string device = "device " + row.device_id;
-  if (!VerifyRecord(registrar, row)) {
-    return Error(Code::kDataLoss, device +
-                                      ": its record's signature does not verify with the "
-                                      "registrar key (altered or inserted row)" +
-                                      std::string(kVerifyHint));
-  }
-  auto canonical = CanonicalRecord(row);
-  if (!canonical) {
-    return Error(Code::kDataLoss, device + ": " + canonical.error().message());
-  }
-  auto entry = r.GetLogEntry(row.seq);
-  if (!entry) {
-    return entry.error();
-  }
-  if (!entry->has_value() ||
-      std::string_view(reinterpret_cast<const char*>((*entry)->entry.data()),
-                       (*entry)->entry.size()) != *canonical ||
-      (*entry)->signature != row.signature) {
-    return Error(Code::kDataLoss, device + ": its row is not what log entry " +
-                                      std::to_string(row.seq) + " holds" +
-                                      std::string(kVerifyHint));
-  }
-  if (row.seq >= covered) {
-    return Error(Code::kDataLoss, device + ": log entry " + std::to_string(row.seq) +
-                                      " is not covered by the newest signed tree head (size " +
-                                      std::to_string(covered) + ")" + std::string(kVerifyHint));
-  }
-  uint64_t newest = row.seq;
-  Status scanned = r.ScanDeviceLog(row.device_id, [&newest](LogEntry&& e) -> Status {
-    newest = std::max(newest, e.seq);
-    return OkStatus();
-  });
-  if (!scanned) {
-    return scanned;
-  }
-  if (newest != row.seq) {
-    return Error(Code::kDataLoss, device + ": its row holds log entry " + std::to_string(row.seq) +
-                                      " but the device's latest is " + std::to_string(newest) +
-                                      " (rolled back)" + std::string(kVerifyHint));
-  }
-  return OkStatus();
-}
-
-// VerifiedNewestHead returns the newest tree head after checking its signature with
-// `registrar` and its stored compact range against its root.
-Result<std::pair<TreeHead, CompactRange>> VerifiedNewestHead(Reader& r, const PublicKey& registrar,
-                                                             const std::string& where) {
-  auto stored = r.NewestHead();
-  if (!stored) {
-    return stored.error();
-  }
-  if (!stored->has_value()) {
-    return Error(Code::kDataLoss,
-                 "registry " + where + " has no signed tree head" + std::string(kVerifyHint));
-  }
-  const StoredHead& h = **stored;
-  if (!VerifyTreeHead(registrar, h.head)) {
-    return Error(Code::kDataLoss, "the newest tree head #" + std::to_string(h.id) + " of " + where +
-                                      " does not verify with the registrar key (forged?)" +
-                                      std::string(kVerifyHint));
-  }
-  auto range = CompactRange::FromBytes(h.head.tree_size, h.compact_range);
-  if (!range || range->Root() != h.head.root_hash) {
-    return Error(Code::kDataLoss, "the compact range stored with tree head #" +
-                                      std::to_string(h.id) + " does not match its root" +
-                                      std::string(kVerifyHint));
-  }
-  return std::make_pair(h.head, std::move(*range));
-}
-
-// WriteSession is one registrar operation: it checks that the registry is in a state the
-// registrar signed, appends signed records, and finally signs a new tree head and commits.
-class WriteSession {
- public:
-  static Result<WriteSession> Begin(Storage& storage, const RegistrarKey& registrar,
-                                    const Clock* clock) {
-    auto w = storage.Write();
-    if (!w) {
-      return w.error();
-    }
-    std::string where = storage.Describe();
-    auto stored = ReadStoredRegistrarKey(**w, where);
-    if (!stored) {
-      return stored.error();
-    }
-    if (!(*stored == registrar.Public())) {
-      return Error(Code::kPermissionDenied,
-                   "this registrar key (" + KeyFingerprint(registrar.Public()) +
-                       ") is not the registrar of " + where + " (" + KeyFingerprint(*stored) + ")");
-    }
-    auto head = VerifiedNewestHead(**w, registrar.Public(), where);
-    if (!head) {
-      return head.error();
-    }
-    auto size = (*w)->LogSize();
-    if (!size) {
-      return size.error();
-    }
-    // Each operation appends entries and their head in one transaction, so the log is exactly
-    // as long as the newest head says; anything else is tampering, never a crash.
-    if (*size != head->first.tree_size) {
-      return Error(Code::kDataLoss, "the log of " + where + " has " + std::to_string(*size) +
-                                        " entries but its newest signed head covers " +
-                                        std::to_string(head->first.tree_size) +
-                                        std::string(kVerifyHint));
-    }
-    return WriteSession(std::move(*w), registrar, clock, std::move(head->first),
-                        std::move(head->second));
-  }
-
-  Writer& writer() { return *w_; }
-  int64_t now() const { return now_; }
-  // base_head is the verified head the session builds on.
-  const TreeHead& base_head() const { return base_head_; }
-  uint64_t covered() const { return base_head_.tree_size; }
-  bool changed() const { return range_.size() != base_head_.tree_size; }
-
-  // Append signs `record` as the next log entry and stores it in the log and devices.
-  Status Append(DeviceRecord* record) {
-    record->seq = range_.size();
-    record->signer = std::string(kRegistrarSigner);
-    auto canonical = CanonicalRecord(*record);
-    if (!canonical) {
-      return canonical.error();
-    }
-    auto sig = registrar_->key().Sign(AsBytes(*canonical));
-    if (!sig) {
-      return sig.error();
-    }
-    record->signature = std::move(*sig);
-    LogEntry e;
-    e.seq = record->seq;
-    e.entry.assign(canonical->begin(), canonical->end());
-    e.signature = record->signature;
-    if (auto s = w_->AppendLog(e); !s) {
-      return s;
-    }
-    if (auto s = w_->PutDevice(*record); !s) {
-      return s;
-    }
-    range_.Append(LeafHash(e.entry));
-    return OkStatus();
-  }
-
-  // CheckHistoryEmpty fails if the log has entries for `device_id` although it has no row.
-  Status CheckHistoryEmpty(const std::string& device_id) {
-    std::optional<uint64_t> found;
-    Status s = w_->ScanDeviceLog(device_id, [&found](LogEntry&& e) -> Status {
-      found = e.seq;
-      return OkStatus();
-    });
-    if (!s) {
-      return s;
-    }
-    if (found.has_value()) {
-      return Error(Code::kDataLoss, "device " + device_id + " has log entry " +
-                                        std::to_string(*found) + " but no row (deleted?)" +
-                                        std::string(kVerifyHint));
-    }
-    return OkStatus();
-  }
-
-  // Commit signs the head over everything appended and commits. Returns the new head.
-  Result<TreeHead> Commit() {
-    TreeHead head;
-    head.tree_size = range_.size();
-    head.root_hash = range_.Root();
-    head.timestamp = now_;
-    head.signer = std::string(kRegistrarSigner);
-    if (auto s = SignTreeHead(registrar_->key(), &head); !s) {
-      return s.error();
-    }
-    if (auto s = w_->AddHead(head, range_.Serialize()); !s) {
-      return s.error();
-    }
-    if (auto s = w_->Commit(); !s) {
-      return s.error();
-    }
-    return head;
-  }
-
- private:
-  WriteSession(std::unique_ptr<Writer> w, const RegistrarKey& registrar, const Clock* clock,
-               TreeHead base_head, CompactRange range)
-      : w_(std::move(w)),
-        registrar_(&registrar),
-        now_(clock->Now()),
-        base_head_(std::move(base_head)),
-        range_(std::move(range)) {}
-
-  std::unique_ptr<Writer> w_;
-  const RegistrarKey* registrar_;
-  int64_t now_;
-  TreeHead base_head_;
-  CompactRange range_;
-};
 
 bool IsBlank(std::string_view line) {
   return line.find_first_not_of(" \t\r") == std::string_view::npos;
@@ -312,7 +96,7 @@ Result<Registry> Registry::Attach(std::unique_ptr<Storage> storage, const Clock*
     if (!r) {
       return r.error();
     }
-    auto stored = ReadStoredRegistrarKey(**r, storage->Describe());
+    auto stored = internal::ReadStoredRegistrarKey(**r, storage->Describe());
     if (!stored) {
       return stored.error();
     }
@@ -331,7 +115,7 @@ Result<DeviceRecord> Registry::Add(const RegistrarKey& registrar, const AddReque
   if (auto s = ValidateText("owner", request.owner, kMaxOwnerLength); !s) {
     return s.error();
   }
-  auto session = WriteSession::Begin(*storage_, registrar, clock_);
+  auto session = WriteSession::BeginAsRegistrar(*storage_, registrar.Public(), clock_);
   if (!session) {
     return session.error();
   }
@@ -358,10 +142,10 @@ Result<DeviceRecord> Registry::Add(const RegistrarKey& registrar, const AddReque
   record.serial = request.serial;
   record.created_at = session->now();
   record.updated_at = session->now();
-  if (auto s = session->Append(&record); !s) {
+  if (auto s = session->Append(&record, AsSigner(registrar)); !s) {
     return s.error();
   }
-  if (auto head = session->Commit(); !head) {
+  if (auto head = session->Commit(AsSigner(registrar)); !head) {
     return head.error();
   }
   return record;
@@ -376,7 +160,7 @@ Result<DeviceRecord> Registry::Revoke(const RegistrarKey& registrar, std::string
   if (auto s = ValidateText("reason", reason, kMaxReasonLength); !s) {
     return s.error();
   }
-  auto session = WriteSession::Begin(*storage_, registrar, clock_);
+  auto session = WriteSession::BeginAsRegistrar(*storage_, registrar.Public(), clock_);
   if (!session) {
     return session.error();
   }
@@ -392,7 +176,7 @@ Result<DeviceRecord> Registry::Revoke(const RegistrarKey& registrar, std::string
   }
   DeviceRecord record = std::move(**existing);
   // Never sign on top of a row the registrar did not write: that would launder tampering.
-  if (auto s = CheckRow(session->writer(), registrar.Public(), record, session->covered()); !s) {
+  if (auto s = session->CheckRow(record); !s) {
     return s.error();
   }
   if (record.status == DeviceStatus::kRevoked) {
@@ -403,10 +187,10 @@ Result<DeviceRecord> Registry::Revoke(const RegistrarKey& registrar, std::string
   record.status = DeviceStatus::kRevoked;
   record.reason = std::string(reason);
   record.updated_at = session->now();
-  if (auto s = session->Append(&record); !s) {
+  if (auto s = session->Append(&record, AsSigner(registrar)); !s) {
     return s.error();
   }
-  if (auto head = session->Commit(); !head) {
+  if (auto head = session->Commit(AsSigner(registrar)); !head) {
     return head.error();
   }
   return record;
@@ -417,7 +201,7 @@ Result<ImportSummary> Registry::Import(const RegistrarKey& registrar, std::istre
   if (auto s = ValidateText("owner", options.owner, kMaxOwnerLength); !s) {
     return s.error();
   }
-  auto session = WriteSession::Begin(*storage_, registrar, clock_);
+  auto session = WriteSession::BeginAsRegistrar(*storage_, registrar.Public(), clock_);
   if (!session) {
     return session.error();
   }
@@ -482,7 +266,7 @@ Result<ImportSummary> Registry::Import(const RegistrarKey& registrar, std::istre
     record.serial = std::move(identity->serial);
     record.created_at = session->now();
     record.updated_at = session->now();
-    if (auto s = session->Append(&record); !s) {
+    if (auto s = session->Append(&record, AsSigner(registrar)); !s) {
       return at(s.error());
     }
     ++counts.imported;
@@ -495,7 +279,7 @@ Result<ImportSummary> Registry::Import(const RegistrarKey& registrar, std::istre
     summary.head = session->base_head();
     return summary;
   }
-  auto head = session->Commit();
+  auto head = session->Commit(AsSigner(registrar));
   if (!head) {
     return head.error();
   }
@@ -523,15 +307,23 @@ Result<DeviceRecord> Registry::Find(std::string_view device_id) {
 }
 
 Status Registry::CheckDevice(const DeviceRecord& record, const PublicKey& registrar) {
-  auto r = storage_->Read();
-  if (!r) {
-    return r.error();
+  internal::BatchScope scope;
+  if (auto batch = SignerBatch(record.signer); batch.has_value()) {
+    scope.ids.emplace_back(*batch);
   }
-  auto head = VerifiedNewestHead(**r, registrar, storage_->Describe());
-  if (!head) {
-    return head.error();
+  auto snap = internal::ReadVerifiedSnapshot(*storage_, registrar, std::move(scope));
+  if (!snap) {
+    return snap.error();
   }
-  return CheckRow(**r, registrar, record, head->first.tree_size);
+  Reader& r = *snap->reader;
+  const internal::VerifiedState& state = snap->state;
+  if (auto s = internal::CheckStoredRow(r, state.batches, record, state.head.tree_size); !s) {
+    return s;
+  }
+  if (SignerBatch(record.signer).has_value()) {
+    return internal::CheckEnrollmentLimits(r, state.batches, record);
+  }
+  return OkStatus();
 }
 
 Result<std::vector<LogEntry>> Registry::History(std::string_view device_id) {

@@ -1,8 +1,11 @@
 #include "registry/serving_directory.h"
 
 #include <algorithm>
+#include <map>
 #include <unordered_set>
 
+#include "registry/internal/batch_book.h"
+#include "registry/internal/first_entry.h"
 #include "registry/internal/latest_index.h"
 #include "registry/record.h"
 #include "registry/registrar_key.h"
@@ -11,7 +14,9 @@
 namespace hallmark::registry {
 namespace {
 
+using internal::BatchBook;
 using internal::DeviceKey;
+using internal::FirstEntryTracker;
 using internal::LatestIndex;
 
 Error Tampered(const std::string& message) { return Error(Code::kDataLoss, message); }
@@ -20,27 +25,60 @@ std::string HeadName(const StoredHead& h) {
   return "tree head #" + std::to_string(h.id) + " (size " + std::to_string(h.head.tree_size) + ")";
 }
 
-// Replay hashes log entries [begin, end) onto `range` and lists each entry's device.
-Status Replay(Reader& r, uint64_t begin, uint64_t end, CompactRange* range,
-              std::vector<LatestIndex::Item>* items, const std::optional<TreeHead>& trusted) {
+// Replayed is what a replay of log entries [begin, end) found besides the hashes.
+struct Replayed {
+  std::vector<LatestIndex::Item> items;  // each device record's (device, seq, leaf), in order
+  // refused: enrollment-signed records that their batch does not authorise, with the reason.
+  std::map<uint64_t, std::string> refused;
+};
+
+// Replay hashes log entries [begin, end) onto `range`, lists each record's device, and applies
+// the batch rules through `book` (batch entries that fail verification authorise nothing).
+// `before` holds the devices of entries before `begin`.
+Status Replay(Reader& r, uint64_t begin, uint64_t end, CompactRange* range, Replayed* out,
+              BatchBook* book, const LatestIndex* before, const std::optional<TreeHead>& trusted) {
+  FirstEntryTracker first(&r, end - begin, before);
   uint64_t expected = begin;
   Status s = r.ScanLog(begin, end, [&](LogEntry&& e) -> Status {
     if (e.seq != expected) {
       return Tampered("log entry " + std::to_string(expected) + " is missing");
     }
     ++expected;
-    auto id = EntryDeviceId(e.entry);
-    if (!id) {
-      return Tampered("log entry " + std::to_string(e.seq) + " is not a device record");
-    }
     Hash leaf = LeafHash(e.entry);
     range->Append(leaf);
-    items->push_back(LatestIndex::Item{*internal::DeviceKeyFromId(*id), {e.seq, leaf}});
     if (trusted.has_value() && range->size() == trusted->tree_size &&
         range->Root() != trusted->root_hash) {
       return Tampered("the log does not extend the trusted tree head of size " +
                       std::to_string(trusted->tree_size));
     }
+    if (IsBatchEntry(e.entry)) {
+      (void)book->ApplyBatchEntry(e);
+      return OkStatus();
+    }
+    auto id = EntryDeviceId(e.entry);
+    if (!id) {
+      return Tampered("log entry " + std::to_string(e.seq) + " is not a device record");
+    }
+    DeviceKey key = *internal::DeviceKeyFromId(*id);
+    std::optional<std::string_view> signer = EntrySigner(e.entry);
+    if (signer != kRegistrarSigner) {
+      // Rare (batch enrollments): parse the whole record and apply the batch's rules.
+      auto is_first = first.IsFirst(key, *id, e.seq);
+      if (!is_first) {
+        return is_first.error();
+      }
+      auto record = ParseCanonicalRecord(e.entry);
+      Status allowed =
+          !record ? Status(record.error())
+          : !SignerBatch(record->signer).has_value() || record->seq != e.seq
+              ? Status(Error(Code::kPermissionDenied, "names an unknown signer or another seq"))
+              : book->ApplyEnrollment(*record, *is_first);
+      if (!allowed) {
+        out->refused.emplace(e.seq, allowed.error().message());
+      }
+    }
+    first.Add(key);
+    out->items.push_back(LatestIndex::Item{key, {e.seq, leaf}});
     return OkStatus();
   });
   if (!s) {
@@ -53,12 +91,29 @@ Status Replay(Reader& r, uint64_t begin, uint64_t end, CompactRange* range,
   return OkStatus();
 }
 
+// CheckHeadSignature verifies `head` with the key its signer resolves to in `book`.
+Status CheckHeadSignature(Reader& r, const BatchBook& book, const StoredHead& head) {
+  auto key = ResolveHeadKey(r, book, head.head);
+  if (!key) {
+    if (key.error().code() != Code::kDataLoss) {
+      return key.error();
+    }
+    return Tampered("the newest " + HeadName(head) + " " + key.error().message());
+  }
+  if (!VerifyTreeHead(*key, head.head)) {
+    return Tampered("the newest " + HeadName(head) + " does not verify with the " +
+                    head.head.signer + " key (forged or altered)");
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 ServingDirectory::ServingDirectory(std::unique_ptr<Storage> storage, PublicKey registrar)
     : registrar_(std::move(registrar)),
       storage_(std::move(storage)),
-      index_(std::make_unique<LatestIndex>()) {}
+      index_(std::make_unique<LatestIndex>()),
+      book_(std::make_unique<BatchBook>(registrar_)) {}
 
 ServingDirectory::~ServingDirectory() = default;
 
@@ -97,9 +152,36 @@ Status ServingDirectory::Load(const Options& options) {
     return Tampered("no signed tree head");
   }
   const StoredHead& head = **newest;
-  if (head.head.signer != kRegistrarSigner || !VerifyTreeHead(registrar_, head.head)) {
-    return Tampered("the newest " + HeadName(head) +
-                    " does not verify with the registrar key (forged or altered)");
+  const std::optional<TreeHead>& trusted = options.trusted_head;
+  if (trusted.has_value() && trusted->tree_size > head.head.tree_size) {
+    return Tampered("the newest " + HeadName(head) + " is smaller than the trusted head (size " +
+                    std::to_string(trusted->tree_size) + "): the registry was rolled back");
+  }
+  CompactRange range;
+  if (trusted.has_value() && trusted->tree_size == 0 && trusted->root_hash != range.Root()) {
+    return Tampered("the trusted tree head of size 0 has a wrong root");
+  }
+  // Replay first: the keys that may sign heads come from the batch definitions in the log. The
+  // replay only hashes and indexes; nothing is trusted until the head's signature and root
+  // check out below.
+  Replayed replayed;
+  replayed.items.reserve(head.head.tree_size);
+  auto book = std::make_unique<BatchBook>(registrar_);
+  if (auto s = Replay(**r, 0, head.head.tree_size, &range, &replayed, book.get(), nullptr, trusted);
+      !s) {
+    return s;
+  }
+  if (auto s = CheckHeadSignature(**r, *book, head); !s) {
+    return s;
+  }
+  if (trusted.has_value()) {
+    // The trusted head may be one the server's enrollment key signed after a claim; its key
+    // comes from the batch definitions it covers.
+    std::optional<PublicKey> key = book->SignerKey(trusted->signer, trusted->tree_size);
+    if (!key.has_value() || !VerifyTreeHead(*key, *trusted)) {
+      return Tampered("the trusted tree head (size " + std::to_string(trusted->tree_size) +
+                      ", signer " + trusted->signer.substr(0, 80) + ") does not verify");
+    }
   }
   // A validly signed head larger than the newest one means the newest was rolled back.
   std::vector<StoredHead> larger;
@@ -113,31 +195,20 @@ Status ServingDirectory::Load(const Options& options) {
     return scanned;
   }
   for (const StoredHead& h : larger) {
-    if (VerifyTreeHead(registrar_, h.head)) {
+    std::optional<PublicKey> key = book->SignerKey(h.head.signer, h.head.tree_size);
+    if (key.has_value() && VerifyTreeHead(*key, h.head)) {
       return Tampered("the newest " + HeadName(head) + " is smaller than the earlier " +
                       HeadName(h) + ": the tree head was rolled back");
     }
-  }
-  const std::optional<TreeHead>& trusted = options.trusted_head;
-  if (trusted.has_value() && trusted->tree_size > head.head.tree_size) {
-    return Tampered("the newest " + HeadName(head) + " is smaller than the trusted head (size " +
-                    std::to_string(trusted->tree_size) + "): the registry was rolled back");
-  }
-  std::vector<LatestIndex::Item> items;
-  items.reserve(head.head.tree_size);
-  CompactRange range;
-  if (trusted.has_value() && trusted->tree_size == 0 && trusted->root_hash != range.Root()) {
-    return Tampered("the trusted tree head of size 0 has a wrong root");
-  }
-  if (auto s = Replay(**r, 0, head.head.tree_size, &range, &items, trusted); !s) {
-    return s;
   }
   if (range.Root() != head.head.root_hash) {
     return Tampered("log entries 0.." + std::to_string(head.head.tree_size) +
                     " do not hash to the root of the newest " + HeadName(head) +
                     ": the log was altered");
   }
-  index_->BulkLoad(std::move(items));
+  index_->BulkLoad(std::move(replayed.items));
+  refused_ = std::move(replayed.refused);
+  book_ = std::move(book);
   head_ = head.head;
   head_id_ = head.id;
   range_ = std::move(range);
@@ -153,6 +224,7 @@ Result<DeviceRecord> ServingDirectory::Lookup(std::string_view device_id) {
   std::string id(device_id);
   std::optional<DeviceRecord> record;
   internal::Latest latest;
+  std::optional<PublicKey> signer_key;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const internal::Latest* found = index_->Find(*key);
@@ -195,6 +267,10 @@ Result<DeviceRecord> ServingDirectory::Lookup(std::string_view device_id) {
       parsed->signature = (*entry)->signature;
       record = std::move(*parsed);
     }
+    if (auto refused = refused_.find(latest.seq); refused != refused_.end()) {
+      return Tampered("device " + id + "'s latest entry is refused: " + refused->second);
+    }
+    signer_key = book_->SignerKey(record->signer, record->seq);
   }
   // Hashing and the signature check need no lock.
   if (record->seq != latest.seq) {
@@ -207,9 +283,10 @@ Result<DeviceRecord> ServingDirectory::Lookup(std::string_view device_id) {
     return Tampered("device " + id + "'s record differs from its log entry " +
                     std::to_string(latest.seq) + ": altered");
   }
-  if (!VerifyRecord(registrar_, *record)) {
-    return Tampered("device " + id +
-                    "'s record signature does not verify with the registrar key: altered");
+  if (!signer_key.has_value() || !VerifyRecord(*signer_key, *record)) {
+    return Tampered("device " + id + "'s record signature does not verify with the " +
+                    (signer_key.has_value() ? record->signer : std::string("registrar")) +
+                    " key: altered");
   }
   return std::move(*record);
 }
@@ -231,24 +308,28 @@ Result<std::vector<std::string>> ServingDirectory::Refresh() {
   if (head.id == head_id_ && head.head == head_) {
     return std::vector<std::string>();
   }
-  if (head.head.signer != kRegistrarSigner || !VerifyTreeHead(registrar_, head.head)) {
-    return Tampered("the newest " + HeadName(head) +
-                    " does not verify with the registrar key (forged or altered)");
-  }
   if (head.head.tree_size < head_.tree_size) {
     return Tampered("the newest " + HeadName(head) + " is smaller than the verified size " +
                     std::to_string(head_.tree_size) + ": the tree head was rolled back");
   }
   CompactRange range = range_;
-  std::vector<LatestIndex::Item> items;
-  if (auto s = Replay(**r, head_.tree_size, head.head.tree_size, &range, &items, std::nullopt);
+  Replayed replayed;
+  BatchBook book(registrar_, book_.get());
+  if (auto s = Replay(**r, head_.tree_size, head.head.tree_size, &range, &replayed, &book,
+                      index_.get(), std::nullopt);
       !s) {
+    return s.error();
+  }
+  if (auto s = CheckHeadSignature(**r, book, head); !s) {
     return s.error();
   }
   if (range.Root() != head.head.root_hash) {
     return Tampered("the newest " + HeadName(head) + " does not extend the verified log of " +
                     std::to_string(head_.tree_size) + " entries: the log was rewritten");
   }
+  std::move(book).MergeInto(book_.get());
+  refused_.merge(replayed.refused);
+  const std::vector<LatestIndex::Item>& items = replayed.items;
   std::vector<std::string> changed;
   std::unordered_set<std::string> seen;
   for (const LatestIndex::Item& item : items) {
@@ -267,6 +348,16 @@ Result<std::vector<std::string>> ServingDirectory::Refresh() {
 TreeHead ServingDirectory::head() const {
   std::lock_guard<std::mutex> lock(mu_);
   return head_;
+}
+
+Result<VerifiedBatch> ServingDirectory::LookupBatch(std::string_view batch_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const internal::BatchState* state = book_->Find(batch_id);
+  if (state == nullptr) {
+    return Error(Code::kNotFound,
+                 "no batch '" + std::string(batch_id.substr(0, 80)) + "' in the verified registry");
+  }
+  return VerifiedBatch{state->latest, state->claims};
 }
 
 size_t ServingDirectory::device_count() const {

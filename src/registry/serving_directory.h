@@ -1,11 +1,15 @@
 // ServingDirectory: the `Directory` the server uses. It trusts only the registrar's public key,
 // never the database: at open it replays the log up to the newest signed tree head (hashes only)
 // and keeps each device's latest entry, so that a row inserted, altered, deleted or rolled back
-// by plain SQL is refused at lookup, and a rewritten log is refused at refresh.
+// by plain SQL is refused at lookup, and a rewritten log is refused at refresh. The replay also
+// applies the batch rules (registry/batch.h): an enrollment-signed record outside the limits of
+// its registrar-signed batch is refused at lookup, and heads the server signed with its
+// enrollment key are accepted only as the batch definitions allow.
 #ifndef HALLMARK_REGISTRY_SERVING_DIRECTORY_H_
 #define HALLMARK_REGISTRY_SERVING_DIRECTORY_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -23,6 +27,7 @@
 namespace hallmark::registry {
 
 namespace internal {
+class BatchBook;
 class LatestIndex;
 }  // namespace internal
 
@@ -34,7 +39,8 @@ class ServingDirectory : public Directory {
  public:
   struct Options {
     // trusted_head, if set, is a head seen before (the server may persist the newest one): the
-    // registry must extend it, so a restore of an older database is refused at open.
+    // registry must extend it, so a restore of an older database is refused at open. Its
+    // signature is checked here (registrar, or the enrollment key of a batch it covers).
     std::optional<TreeHead> trusted_head;
   };
 
@@ -73,6 +79,10 @@ class ServingDirectory : public Directory {
   // verify, is smaller than the verified one (rollback), or the log does not extend the old one.
   Result<std::vector<std::string>> Refresh() override;
 
+  // LookupBatch returns the batch's newest valid definition and the enrollments the verified log
+  // holds within its limits. kNotFound if the verified log defines no such batch.
+  Result<VerifiedBatch> LookupBatch(std::string_view batch_id) override;
+
   // head returns the newest verified tree head.
   TreeHead head() const;
   // device_count returns how many devices the verified log knows.
@@ -89,6 +99,9 @@ class ServingDirectory : public Directory {
   int64_t head_id_ = 0;
   CompactRange range_;
   std::unique_ptr<internal::LatestIndex> index_;
+  std::unique_ptr<internal::BatchBook> book_;
+  // refused_: log entries (enrollment records) their batch does not authorise, with the reason.
+  std::map<uint64_t, std::string> refused_;
 };
 
 }  // namespace hallmark::registry

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,7 +13,7 @@
 namespace hallmark::registry {
 namespace {
 
-constexpr std::string_view kSchemaVersion = "1";
+constexpr std::string_view kSchemaVersion = "2";
 constexpr std::string_view kFormat = "hallmark-registry";
 
 // devices is WITHOUT ROWID: the device ID is the key, so one B-tree instead of two.
@@ -56,6 +57,45 @@ CREATE TABLE tree_heads (
 );
 )sql";
 
+// Schema version 2 adds batch enrollment and operator approval (docs/enrollment.md); a version 1
+// database is upgraded in place when it is opened (tables and an index only: no signed data
+// changes). log_batches indexes only the batch definitions, a handful among millions of records.
+constexpr std::string_view kSchemaV2 = R"sql(
+CREATE INDEX IF NOT EXISTS log_batches ON log(seq)
+  WHERE substr(entry, 1, 17) = X'68616c6c6d61726b2d62617463682f310a';
+CREATE TABLE IF NOT EXISTS claims (
+  batch_id TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  claimed_at INTEGER NOT NULL,
+  PRIMARY KEY (batch_id, serial)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS clone_alerts (
+  id INTEGER PRIMARY KEY,
+  batch_id TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  device_id TEXT NOT NULL,
+  claimed_by TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pending (
+  device_id TEXT PRIMARY KEY,
+  public_key BLOB NOT NULL,
+  serial TEXT NOT NULL,
+  peer TEXT NOT NULL,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL,
+  requests INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pending_by_age ON pending(first_seen, device_id);
+)sql";
+// The batch magic "hallmark-batch/1\n" as the blob literal of log_batches' WHERE clause: a query
+// uses the partial index only if it repeats that term exactly.
+constexpr std::string_view kIsBatchEntry =
+    "substr(entry, 1, 17) = X'68616c6c6d61726b2d62617463682f310a'";
+
 constexpr std::string_view kDeviceColumns =
     "SELECT device_id, public_key, status, owner, path, serial, reason, created_at, updated_at, "
     "seq, signer, signature FROM devices ";
@@ -63,6 +103,12 @@ constexpr std::string_view kLogColumns = "SELECT seq, entry, signature FROM log 
 constexpr std::string_view kHeadColumns =
     "SELECT id, tree_size, root_hash, timestamp, signer, signature, compact_range "
     "FROM tree_heads ";
+constexpr std::string_view kClaimColumns =
+    "SELECT batch_id, serial, device_id, seq, claimed_at FROM claims ";
+constexpr std::string_view kAlertColumns =
+    "SELECT id, batch_id, serial, device_id, claimed_by, peer, at FROM clone_alerts ";
+constexpr std::string_view kPendingColumns =
+    "SELECT device_id, public_key, serial, peer, first_seen, last_seen, requests FROM pending ";
 
 // Resetter resets a cached statement when the scope ends, so that no statement keeps a read
 // open past its transaction.
@@ -159,6 +205,43 @@ Result<StoredHead> ReadHead(const sqlite::Statement& st) {
   return h;
 }
 
+ClaimRow ReadClaim(const sqlite::Statement& st) {
+  return ClaimRow{st.ColumnText(0), st.ColumnText(1), st.ColumnText(2),
+                  static_cast<uint64_t>(std::max<int64_t>(st.ColumnInt(3), 0)), st.ColumnInt(4)};
+}
+
+CloneAlert ReadAlert(const sqlite::Statement& st) {
+  return CloneAlert{st.ColumnInt(0),  st.ColumnText(1), st.ColumnText(2), st.ColumnText(3),
+                    st.ColumnText(4), st.ColumnText(5), st.ColumnInt(6)};
+}
+
+PendingDevice ReadPending(const sqlite::Statement& st) {
+  return PendingDevice{st.ColumnText(0),
+                       st.ColumnBlob(1),
+                       st.ColumnText(2),
+                       st.ColumnText(3),
+                       st.ColumnInt(4),
+                       st.ColumnInt(5),
+                       static_cast<uint64_t>(std::max<int64_t>(st.ColumnInt(6), 0))};
+}
+
+// VisitRows steps a bound statement to the end, calling `visit` with `read(row)` for each row.
+template <typename T, typename Read>
+Status VisitRows(sqlite::Statement* st, Read read, const Reader::Visitor<T>& visit) {
+  for (;;) {
+    auto row = st->Step();
+    if (!row) {
+      return row.error();
+    }
+    if (!*row) {
+      return OkStatus();
+    }
+    if (auto s = visit(read(*st)); !s) {
+      return s;
+    }
+  }
+}
+
 // Blob returns `bytes` with a non-null data pointer: sqlite3_bind_blob binds NULL, not an empty
 // blob, for a null pointer, which the NOT NULL columns refuse (an empty compact range is valid).
 std::span<const uint8_t> Blob(std::span<const uint8_t> bytes) {
@@ -174,6 +257,23 @@ int64_t ToSqlInt(uint64_t v) {
 void RemoveDatabaseFiles(const std::string& path) {
   for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
     ::unlink((path + suffix).c_str());
+  }
+}
+
+Result<uint64_t> Count(sqlite::Statement* st) {
+  Resetter reset(st);
+  auto row = st->Step();
+  if (!row) {
+    return row.error();
+  }
+  return static_cast<uint64_t>(std::max<int64_t>(st->ColumnInt(0), 0));
+}
+
+void BindOptional(sqlite::Statement* st, std::optional<std::string_view> value) {
+  if (value.has_value()) {
+    st->Bind(1, *value);
+  } else {
+    st->BindNull(1);
   }
 }
 
@@ -278,7 +378,7 @@ class SqliteStorage::Txn : public Writer {
     }
     Resetter reset(*st);
     (*st)->Bind(1, ToSqlInt(begin)).Bind(2, ToSqlInt(end));
-    return VisitLog(*st, visit);
+    return VisitRows<LogEntry>(*st, ReadLogEntry, visit);
   }
 
   Status ScanDeviceLog(std::string_view device_id, const Visitor<LogEntry>& visit) override {
@@ -289,7 +389,87 @@ class SqliteStorage::Txn : public Writer {
     Resetter reset(*st);
     // substr of a BLOB is a BLOB, which never equals TEXT: bind the ID's bytes.
     (*st)->Bind(1, AsBytes(device_id));
-    return VisitLog(*st, visit);
+    return VisitRows<LogEntry>(*st, ReadLogEntry, visit);
+  }
+
+  Status ScanBatchLog(uint64_t end, const Visitor<LogEntry>& visit) override {
+    auto st = s_->Stmt(std::string(kLogColumns) + "WHERE " + std::string(kIsBatchEntry) +
+                       " AND seq < ? ORDER BY seq");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    (*st)->Bind(1, ToSqlInt(end));
+    return VisitRows<LogEntry>(*st, ReadLogEntry, visit);
+  }
+
+  Result<std::optional<ClaimRow>> GetClaim(std::string_view batch_id,
+                                           std::string_view serial) override {
+    auto st = s_->Stmt(std::string(kClaimColumns) + "WHERE batch_id = ? AND serial = ?");
+    if (!st) {
+      return st.error();
+    }
+    (*st)->Bind(1, batch_id).Bind(2, serial);
+    return FirstRow<ClaimRow>(*st, ReadClaim);
+  }
+
+  Result<uint64_t> CountClaims(std::string_view batch_id) override {
+    auto st = s_->Stmt("SELECT COUNT(*) FROM claims WHERE batch_id = ?");
+    if (!st) {
+      return st.error();
+    }
+    (*st)->Bind(1, batch_id);
+    return Count(*st);
+  }
+
+  Status ScanClaims(std::optional<std::string_view> batch_id,
+                    const Visitor<ClaimRow>& visit) override {
+    auto st = s_->Stmt(std::string(kClaimColumns) +
+                       "WHERE ?1 IS NULL OR batch_id = ?1 ORDER BY batch_id, serial");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    BindOptional(*st, batch_id);
+    return VisitRows<ClaimRow>(*st, ReadClaim, visit);
+  }
+
+  Status ScanCloneAlerts(std::optional<std::string_view> batch_id,
+                         const Visitor<CloneAlert>& visit) override {
+    auto st =
+        s_->Stmt(std::string(kAlertColumns) + "WHERE ?1 IS NULL OR batch_id = ?1 ORDER BY id");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    BindOptional(*st, batch_id);
+    return VisitRows<CloneAlert>(*st, ReadAlert, visit);
+  }
+
+  Result<std::optional<PendingDevice>> GetPending(std::string_view device_id) override {
+    auto st = s_->Stmt(std::string(kPendingColumns) + "WHERE device_id = ?");
+    if (!st) {
+      return st.error();
+    }
+    (*st)->Bind(1, device_id);
+    return FirstRow<PendingDevice>(*st, ReadPending);
+  }
+
+  Status ScanPending(const Visitor<PendingDevice>& visit) override {
+    auto st = s_->Stmt(std::string(kPendingColumns) + "ORDER BY first_seen, device_id");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    return VisitRows<PendingDevice>(*st, ReadPending, visit);
+  }
+
+  Result<uint64_t> CountPending() override {
+    auto st = s_->Stmt("SELECT COUNT(*) FROM pending");
+    if (!st) {
+      return st.error();
+    }
+    return Count(*st);
   }
 
   Result<std::optional<StoredHead>> NewestHead() override {
@@ -395,6 +575,73 @@ class SqliteStorage::Txn : public Writer {
     return (*st)->Run();
   }
 
+  Status PutClaim(const ClaimRow& c) override {
+    auto st = s_->Stmt(
+        "INSERT INTO claims(batch_id, serial, device_id, seq, claimed_at) VALUES (?, ?, ?, ?, ?)");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    (*st)
+        ->Bind(1, c.batch_id)
+        .Bind(2, c.serial)
+        .Bind(3, c.device_id)
+        .Bind(4, ToSqlInt(c.seq))
+        .Bind(5, c.claimed_at);
+    return (*st)->Run();
+  }
+
+  Status AddCloneAlert(const CloneAlert& a) override {
+    auto st = s_->Stmt(
+        "INSERT INTO clone_alerts(batch_id, serial, device_id, claimed_by, peer, at) "
+        "VALUES (?, ?, ?, ?, ?, ?)");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    (*st)
+        ->Bind(1, a.batch_id)
+        .Bind(2, a.serial)
+        .Bind(3, a.device_id)
+        .Bind(4, a.claimed_by)
+        .Bind(5, a.peer)
+        .Bind(6, a.at);
+    return (*st)->Run();
+  }
+
+  Status PutPending(const PendingDevice& p) override {
+    auto st = s_->Stmt(
+        "INSERT OR REPLACE INTO pending(device_id, public_key, serial, peer, first_seen, "
+        "last_seen, requests) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    (*st)
+        ->Bind(1, p.device_id)
+        .Bind(2, Blob(p.public_key))
+        .Bind(3, p.serial)
+        .Bind(4, p.peer)
+        .Bind(5, p.first_seen)
+        .Bind(6, p.last_seen)
+        .Bind(7, ToSqlInt(p.requests));
+    return (*st)->Run();
+  }
+
+  Result<bool> DeletePending(std::string_view device_id) override {
+    auto st = s_->Stmt("DELETE FROM pending WHERE device_id = ? RETURNING device_id");
+    if (!st) {
+      return st.error();
+    }
+    Resetter reset(*st);
+    (*st)->Bind(1, device_id);
+    auto row = (*st)->Step();
+    if (!row) {
+      return row.error();
+    }
+    return *row;
+  }
+
   Status Commit() override {
     if (!writable_) {
       return Error(Code::kInternal, "Commit called on a read snapshot");
@@ -407,21 +654,6 @@ class SqliteStorage::Txn : public Writer {
   }
 
  private:
-  static Status VisitLog(sqlite::Statement* st, const Visitor<LogEntry>& visit) {
-    for (;;) {
-      auto row = st->Step();
-      if (!row) {
-        return row.error();
-      }
-      if (!*row) {
-        return OkStatus();
-      }
-      if (auto s = visit(ReadLogEntry(*st)); !s) {
-        return s;
-      }
-    }
-  }
-
   SqliteStorage* s_;
   bool writable_;
   bool open_ = false;
@@ -487,6 +719,9 @@ Result<std::unique_ptr<SqliteStorage>> SqliteStorage::Create(const std::string& 
     if (auto s = db->Exec(kSchema); !s) {
       return s.error().WithContext("creating registry " + path);
     }
+    if (auto s = db->Exec(kSchemaV2); !s) {
+      return s.error().WithContext("creating registry " + path);
+    }
     auto st = db->Prepare(
         "INSERT INTO meta(key, value) VALUES ('format', ?), "
         "('schema_version', ?)");
@@ -507,6 +742,31 @@ Result<std::unique_ptr<SqliteStorage>> SqliteStorage::Create(const std::string& 
   }
   return created;
 }
+
+namespace {
+
+// Upgrade brings a version 1 registry to version 2 in one transaction (concurrent openers wait
+// for the lock; the DDL is idempotent).
+Status Upgrade(sqlite::Database& db, const std::string& path) {
+  auto tx = sqlite::Transaction::Begin(db);
+  if (!tx) {
+    return tx.error();
+  }
+  if (auto s = db.Exec(kSchemaV2); !s) {
+    return s.error().WithContext("upgrading registry " + path + " to schema version 2");
+  }
+  auto st = db.Prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'");
+  if (!st) {
+    return st.error();
+  }
+  st->Bind(1, kSchemaVersion);
+  if (auto s = st->Run(); !s) {
+    return s.error();
+  }
+  return tx->Commit();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<SqliteStorage>> SqliteStorage::Open(const std::string& path) {
   // sqlite3_open would create a missing file; a typo in --db must not leave an empty database.
@@ -543,6 +803,12 @@ Result<std::unique_ptr<SqliteStorage>> SqliteStorage::Open(const std::string& pa
   }
   if (format != kFormat) {
     return not_registry("its meta table has no format '" + std::string(kFormat) + "'");
+  }
+  if (version == "1") {
+    if (auto s = Upgrade(*db, path); !s) {
+      return s.error();
+    }
+    version = std::string(kSchemaVersion);
   }
   if (version != kSchemaVersion) {
     return Error(Code::kFailedPrecondition, "registry " + path + " has schema version " + version +

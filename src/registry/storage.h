@@ -1,9 +1,14 @@
-// Storage: where the registry keeps its four tables (docs/adr/0004-registry-integrity.md):
+// Storage: where the registry keeps its tables (docs/adr/0004-registry-integrity.md,
+// docs/enrollment.md):
 //
-//   meta        key/value settings: schema version, the registrar's public key
-//   devices     the current state of each device (one row per device ID)
-//   log         the append-only Merkle log: seq, canonical record, signature
-//   tree_heads  signed tree heads, each with the compact range (right edge) of its tree
+//   meta          key/value settings: schema version, the registrar's public key
+//   devices       the current state of each device (one row per device ID)
+//   log           the append-only Merkle log: seq, canonical entry (device record or batch
+//                 definition), signature
+//   tree_heads    signed tree heads, each with the compact range (right edge) of its tree
+//   claims        index of batch enrollments by (batch, serial), derived from the log
+//   clone_alerts  refused claims of a serial that another key holds
+//   pending       devices waiting for operator approval (unsigned: they grant nothing)
 //
 // Storage knows nothing about signatures or Merkle trees; `Registry` and `ServingDirectory`
 // decide what is valid. `SqliteStorage` is the embedded back end; a PostgreSQL back end
@@ -22,7 +27,9 @@
 
 #include "core/encoding.h"
 #include "core/status.h"
+#include "registry/batch.h"
 #include "registry/directory.h"
+#include "registry/pending.h"
 #include "registry/tree_head.h"
 
 namespace hallmark::registry {
@@ -77,11 +84,34 @@ class Reader {
   virtual Status ScanLog(uint64_t begin, uint64_t end, const Visitor<LogEntry>& visit) = 0;
   // ScanDeviceLog calls `visit` for the entries whose record names `device_id`, in seq order.
   virtual Status ScanDeviceLog(std::string_view device_id, const Visitor<LogEntry>& visit) = 0;
+  // ScanBatchLog calls `visit` for the batch definitions among the entries with seq < `end`, in
+  // seq order, without reading the device records between them.
+  virtual Status ScanBatchLog(uint64_t end, const Visitor<LogEntry>& visit) = 0;
 
   // NewestHead returns the tree head stored last, or nullopt if there is none.
   virtual Result<std::optional<StoredHead>> NewestHead() = 0;
   // ScanHeads calls `visit` for every tree head with id > `after_id`, in id order.
   virtual Status ScanHeads(int64_t after_id, const Visitor<StoredHead>& visit) = 0;
+
+  // GetClaim returns the claim of `serial` in `batch_id`, or nullopt.
+  virtual Result<std::optional<ClaimRow>> GetClaim(std::string_view batch_id,
+                                                   std::string_view serial) = 0;
+  // CountClaims returns how many claims rows `batch_id` has.
+  virtual Result<uint64_t> CountClaims(std::string_view batch_id) = 0;
+  // ScanClaims calls `visit` for the claims rows (of `batch_id` only, if given) in (batch,
+  // serial) order.
+  virtual Status ScanClaims(std::optional<std::string_view> batch_id,
+                            const Visitor<ClaimRow>& visit) = 0;
+  // ScanCloneAlerts calls `visit` for the alerts (of `batch_id` only, if given), oldest first.
+  virtual Status ScanCloneAlerts(std::optional<std::string_view> batch_id,
+                                 const Visitor<CloneAlert>& visit) = 0;
+
+  // GetPending returns the pending request of `device_id`, or nullopt.
+  virtual Result<std::optional<PendingDevice>> GetPending(std::string_view device_id) = 0;
+  // ScanPending calls `visit` for each pending request, oldest first.
+  virtual Status ScanPending(const Visitor<PendingDevice>& visit) = 0;
+  // CountPending returns how many pending requests there are.
+  virtual Result<uint64_t> CountPending() = 0;
 };
 
 // Writer is an exclusive read-write transaction: nothing it wrote is visible to others, or
@@ -96,6 +126,14 @@ class Writer : public Reader {
   virtual Status PutDevice(const DeviceRecord& record) = 0;
   // AddHead stores a new tree head after all others.
   virtual Status AddHead(const TreeHead& head, std::span<const uint8_t> compact_range) = 0;
+  // PutClaim inserts `claim`. kAlreadyExists if its (batch, serial) is taken.
+  virtual Status PutClaim(const ClaimRow& claim) = 0;
+  // AddCloneAlert stores `alert` (its id is assigned).
+  virtual Status AddCloneAlert(const CloneAlert& alert) = 0;
+  // PutPending inserts `pending`, or replaces the request with the same device ID.
+  virtual Status PutPending(const PendingDevice& pending) = 0;
+  // DeletePending removes the request of `device_id`; returns whether there was one.
+  virtual Result<bool> DeletePending(std::string_view device_id) = 0;
   // Commit makes every write durable and visible. On failure nothing was written.
   virtual Status Commit() = 0;
 };

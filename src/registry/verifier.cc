@@ -4,6 +4,8 @@
 #include <limits>
 #include <map>
 
+#include "registry/internal/batch_book.h"
+#include "registry/internal/first_entry.h"
 #include "registry/internal/latest_index.h"
 #include "registry/merkle.h"
 #include "registry/record.h"
@@ -11,6 +13,7 @@
 namespace hallmark::registry {
 namespace {
 
+using internal::BatchBook;
 using internal::DeviceKey;
 using internal::LatestIndex;
 
@@ -106,16 +109,28 @@ class Verifier {
         registrar_(registrar),
         options_(options),
         report_(report),
-        findings_(report, options.max_findings) {}
+        findings_(report, options.max_findings),
+        book_(registrar) {}
 
   Status Run() {
+    // Heads are checked before the log; the keys that may sign them come from the batch
+    // definitions, read ahead through the index of batch entries.
+    auto keys = internal::ReadBatchKeys(*r_, registrar_, std::numeric_limits<uint64_t>::max(),
+                                        internal::BatchScope{true, {}});
+    if (!keys) {
+      return keys.error();
+    }
+    head_keys_.emplace(std::move(*keys));
     if (auto s = CheckHeads(); !s) {
       return s;
     }
     if (auto s = CheckLog(); !s) {
       return s;
     }
-    return CheckDevices();
+    if (auto s = CheckDevices(); !s) {
+      return s;
+    }
+    return CheckClaims();
   }
 
  private:
@@ -125,17 +140,18 @@ class Verifier {
       ++report_->heads;
       std::string name =
           "tree head #" + std::to_string(h.id) + " (size " + std::to_string(h.head.tree_size) + ")";
-      if (h.head.signer != kRegistrarSigner) {
+      std::optional<PublicKey> key = head_keys_->SignerKey(h.head.signer, h.head.tree_size);
+      if (!key.has_value()) {
         findings_.Add(FindingKind::kBrokenHead,
-                      name + " names signer '" + h.head.signer + "', not the registrar", {},
-                      std::nullopt, h.id);
+                      name + " names signer '" + h.head.signer.substr(0, 80) +
+                          "', neither the registrar nor a batch defined before it",
+                      {}, std::nullopt, h.id);
         return OkStatus();
       }
-      if (!VerifyTreeHead(registrar_, h.head)) {
+      if (!VerifyTreeHead(*key, h.head)) {
         findings_.Add(FindingKind::kBrokenHead,
-                      name +
-                          " has a signature that does not verify with the registrar key: "
-                          "forged or altered",
+                      name + " has a signature that does not verify with the " + h.head.signer +
+                          " key: forged or altered",
                       {}, std::nullopt, h.id);
         return OkStatus();
       }
@@ -204,7 +220,8 @@ class Verifier {
     uint64_t expected = 0;
     bool tree_intact = true;
     CompactRange range;
-    CheckRootsAt(range);  // a head of size 0
+    internal::FirstEntryTracker first(r_, covered_);
+    CheckRootsAt(range, std::nullopt);  // a head of size 0
     Status s = r_->ScanLog(0, std::numeric_limits<uint64_t>::max(), [&](LogEntry&& e) -> Status {
       ++report_->log_entries;
       for (; expected < e.seq; ++expected) {
@@ -213,11 +230,15 @@ class Verifier {
       }
       expected = e.seq + 1;
       Hash leaf = LeafHash(e.entry);
+      auto valid = CheckEntry(e, leaf, &first);
+      if (!valid) {
+        return valid.error();
+      }
       if (tree_intact) {
         range.Append(leaf);
-        CheckRootsAt(range);
+        CheckRootsAt(range, *valid ? EntrySigner(e.entry) : std::nullopt);
       }
-      if (CheckEntry(e, leaf) && e.seq >= covered_) {
+      if (*valid && e.seq >= covered_) {
         uncovered.Add(e.seq, report_uncovered);
       }
       return OkStatus();
@@ -238,14 +259,23 @@ class Verifier {
     return OkStatus();
   }
 
-  // CheckRootsAt compares the root of `range` with every head of its size.
-  void CheckRootsAt(const CompactRange& range) {
+  // CheckRootsAt compares the root of `range` with every head of its size. `last_signer` is the
+  // signer of the valid device record at the end of `range` (nullopt if the last entry is not
+  // one): a head an enrollment key signed must end with a record that key signed.
+  void CheckRootsAt(const CompactRange& range, std::optional<std::string_view> last_signer) {
     auto [begin, end] = heads_by_size_.equal_range(range.size());
     if (begin == end) {
       return;
     }
     Hash root = range.Root();
     for (auto it = begin; it != end; ++it) {
+      const TreeHead& head = it->second.head;
+      if (it->second.id >= 0 && head.signer != kRegistrarSigner && last_signer != head.signer) {
+        findings_.Add(FindingKind::kBrokenHead,
+                      "tree head #" + std::to_string(it->second.id) + " is signed by " +
+                          head.signer + " but does not end with an enrollment that key signed",
+                      {}, std::nullopt, it->second.id);
+      }
       if (it->second.head.root_hash != root) {
         std::string name = it->second.id < 0 ? std::string("the trusted tree head")
                                              : "tree head #" + std::to_string(it->second.id);
@@ -260,9 +290,20 @@ class Verifier {
     }
   }
 
-  // CheckEntry verifies one log entry and, if it is valid, indexes it. Returns whether it is.
-  bool CheckEntry(const LogEntry& e, const Hash& leaf) {
+  // CheckEntry verifies one log entry and, if it is a valid device record, indexes it. Returns
+  // whether it is valid (a record or a batch definition).
+  Result<bool> CheckEntry(const LogEntry& e, const Hash& leaf, internal::FirstEntryTracker* first) {
     std::string at = "log entry " + std::to_string(e.seq);
+    if (IsBatchEntry(e.entry)) {
+      auto applied = book_.ApplyBatchEntry(e);
+      if (!applied) {
+        findings_.Add(FindingKind::kBrokenLog,
+                      at + " is a batch definition that is not valid: " + applied.error().message(),
+                      {}, e.seq);
+        return false;
+      }
+      return true;
+    }
     auto record = ParseCanonicalRecord(e.entry);
     if (!record) {
       findings_.Add(FindingKind::kBrokenLog, at + " is altered: " + record.error().message(),
@@ -277,16 +318,67 @@ class Verifier {
       return false;
     }
     record->signature = e.signature;
-    if (!VerifyRecord(registrar_, *record)) {
+    auto key = internal::DeviceKeyFromId(record->device_id);
+    std::optional<PublicKey> signer = book_.SignerKey(record->signer, e.seq);
+    if (!signer.has_value() || !VerifyRecord(*signer, *record)) {
       findings_.Add(FindingKind::kBrokenLog,
                     at + " (device " + record->device_id +
                         ") has a signature that does not verify: altered or inserted",
                     record->device_id, e.seq);
+      first->Add(*key);
       return false;
     }
-    auto key = internal::DeviceKeyFromId(record->device_id);
+    if (record->signer != kRegistrarSigner) {
+      auto is_first = first->IsFirst(*key, record->device_id, e.seq);
+      if (!is_first) {
+        return is_first.error();
+      }
+      if (auto s = book_.ApplyEnrollment(*record, *is_first); !s) {
+        findings_.Add(FindingKind::kUnauthorisedEntry, s.error().message(), record->device_id,
+                      e.seq);
+        first->Add(*key);
+        return false;
+      }
+      claims_.emplace(std::string(*SignerBatch(record->signer)) + "\n" + record->serial,
+                      std::make_pair(record->device_id, e.seq));
+    }
+    first->Add(*key);
     items_.push_back(LatestIndex::Item{*key, internal::Latest{e.seq, leaf}});
     return true;
+  }
+
+  // CheckClaims compares the claims index with the valid enrollments of the log.
+  Status CheckClaims() {
+    Status s = r_->ScanClaims(std::nullopt, [&](ClaimRow&& c) -> Status {
+      std::string name = "claims row (batch " + c.batch_id + ", serial '" + c.serial + "')";
+      auto it = claims_.find(c.batch_id + "\n" + c.serial);
+      if (it == claims_.end()) {
+        findings_.Add(FindingKind::kInsertedRow, name + " has no valid enrollment in the log",
+                      c.device_id, c.seq);
+        return OkStatus();
+      }
+      if (it->second.first != c.device_id || it->second.second != c.seq) {
+        findings_.Add(FindingKind::kAlteredRow,
+                      name + " names device " + c.device_id + " at log entry " +
+                          std::to_string(c.seq) + ", but the log enrolled " + it->second.first +
+                          " at entry " + std::to_string(it->second.second),
+                      c.device_id, c.seq);
+      }
+      claims_.erase(it);
+      return OkStatus();
+    });
+    if (!s) {
+      return s;
+    }
+    for (const auto& [key, claim] : claims_) {
+      findings_.Add(FindingKind::kDeletedRow,
+                    "the enrollment of device " + claim.first + " at log entry " +
+                        std::to_string(claim.second) +
+                        " has no claims row: deleted (a second claim of its serial would "
+                        "not be refused by the server)",
+                    claim.first, claim.second);
+    }
+    return OkStatus();
   }
 
   Status CheckDevices() {
@@ -333,7 +425,8 @@ class Verifier {
     std::string device = "device " + row.device_id;
     auto canonical = CanonicalRecord(row);
     if (canonical && row.seq == latest.seq && LeafHash(AsBytes(*canonical)) == latest.leaf) {
-      if (!VerifyRecord(registrar_, row)) {
+      std::optional<PublicKey> signer = book_.SignerKey(row.signer, row.seq);
+      if (!signer.has_value() || !VerifyRecord(*signer, row)) {
         findings_.Add(FindingKind::kAlteredRow,
                       device + " matches log entry " + std::to_string(latest.seq) +
                           " but its signature column was altered",
@@ -398,6 +491,10 @@ class Verifier {
   uint64_t covered_ = 0;
   std::vector<LatestIndex::Item> items_;
   LatestIndex index_;
+  std::optional<BatchBook> head_keys_;  // batch keys read ahead, for the heads
+  BatchBook book_;                      // batch state during the in-order replay
+  // claims_: batch ID + "\n" + serial -> (device ID, seq) of each valid enrollment.
+  std::map<std::string, std::pair<std::string, uint64_t>> claims_;
 };
 
 }  // namespace
@@ -418,6 +515,8 @@ std::string_view FindingKindName(FindingKind kind) {
       return "broken-head";
     case FindingKind::kRolledBackHead:
       return "rolled-back-head";
+    case FindingKind::kUnauthorisedEntry:
+      return "unauthorised-entry";
   }
   return "unknown";
 }

@@ -4,11 +4,14 @@
 // Checks, in order:
 //   1. tree heads: each signature; each stored compact range against its head; sizes never
 //      shrink from one head to the next (a smaller newest head is a rolled-back head);
-//   2. log: entries 0..n-1 are all present, each is a canonical record with its own seq, its
-//      signature verifies, and the Merkle root at each head's size equals that head's root;
-//      validly signed entries beyond the newest head mean a head was deleted or rolled back;
+//   2. log: entries 0..n-1 are all present, each is a canonical record or batch definition with
+//      its own seq, its signature verifies (the registrar's, or for an enrollment the enrollment
+//      key its batch names), enrollments are within their batch's limits (registry/batch.h), and
+//      the Merkle root at each head's size equals that head's root; validly signed entries
+//      beyond the newest head mean a head was deleted or rolled back;
 //   3. devices: each row equals the latest validly signed log entry of its device (inserted,
-//      altered or rolled-back rows), and every device in the log has a row (deleted rows).
+//      altered or rolled-back rows), and every device in the log has a row (deleted rows);
+//   4. claims: the claims index lists exactly the valid enrollments.
 #ifndef HALLMARK_REGISTRY_VERIFIER_H_
 #define HALLMARK_REGISTRY_VERIFIER_H_
 
@@ -34,6 +37,10 @@ enum class FindingKind {
   kBrokenLog,       // "broken-log": log rows missing, altered, inserted or not matching a head
   kBrokenHead,      // "broken-head": a tree head whose signature or compact range is wrong
   kRolledBackHead,  // "rolled-back-head": the newest head is older than one seen before
+  // "unauthorised-entry": a validly signed enrollment its batch does not authorise (beyond the
+  // batch's size or expiry, after its revocation, a second claim of a serial, or a change to an
+  // existing device): what a stolen enrollment key could try
+  kUnauthorisedEntry,
 };
 
 std::string_view FindingKindName(FindingKind kind);

@@ -147,7 +147,7 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
                                              ", column " + std::to_string(where.column) + ": " +
                                              std::string(e.description()));
   }
-  if (auto s = CheckKeys(root, "", {"server", "limits", "tls", "registry", "admin", "listener"}); !s) {
+  if (auto s = CheckKeys(root, "", {"server", "limits", "tls", "registry", "admin", "listener", "enroll"}); !s) {
     return s.error();
   }
   ServerConfig c;
@@ -217,7 +217,8 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
 
   if (const toml::table* reg = root["registry"].as_table(); reg != nullptr) {
     if (auto s = CheckKeys(*reg, "registry",
-                           {"db", "registrar_public_key", "refresh_interval_ms", "head_file"});
+                           {"db", "registrar_public_key", "refresh_interval_ms", "head_file",
+                            "cache_size", "negative_cache_size"});
         !s) {
       return s.error();
     }
@@ -232,6 +233,13 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
     c.registry_db = Resolve(base, *db);
     c.registrar_public_key = Resolve(base, *pub);
     c.registry_refresh = std::chrono::milliseconds(*refresh);
+    auto cache = Integer<size_t>(*reg, "registry", "cache_size", 100000, 0, 100000000);
+    auto negative = Integer<size_t>(*reg, "registry", "negative_cache_size", 10000, 0, 100000000);
+    if (!cache || !negative) {
+      return !cache ? cache.error() : negative.error();
+    }
+    c.registry_cache_size = *cache;
+    c.registry_negative_cache_size = *negative;
   }
 
   if (const toml::table* admin = root["admin"].as_table(); admin != nullptr) {
@@ -262,7 +270,9 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
     if (l == nullptr) {
       return Bad(section, "must be a table");
     }
-    if (auto s = CheckKeys(*l, section, {"listen", "policy", "anchors", "crls"}); !s) {
+    if (auto s = CheckKeys(*l, section, {"listen", "policy", "anchors", "crls", "crl_reload_s",
+                                               "admit_unknown"});
+        !s) {
       return s.error();
     }
     ListenerConfig lc;
@@ -284,6 +294,16 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
     lc.policy = *policy;
     lc.anchors = *anchors;
     lc.crls = *crls;
+    auto crl_reload = Integer<int64_t>(*l, section, "crl_reload_s", 10, 1, 86400);
+    if (!crl_reload) {
+      return crl_reload.error();
+    }
+    lc.crl_reload = std::chrono::seconds(*crl_reload);
+    auto admit_unknown = Boolean(*l, section, "admit_unknown", false);
+    if (!admit_unknown) {
+      return admit_unknown.error();
+    }
+    lc.admit_unknown = *admit_unknown;
     if (lc.policy == "ca") {
       if (lc.anchors.empty()) {
         return Bad(section + ".anchors", "the ca policy needs the customer intermediate(s)");
@@ -292,8 +312,8 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
       if (c.registry_db.empty()) {
         return Bad(section + ".policy", "the registry policy needs a [registry] section");
       }
-      if (!lc.anchors.empty() || !lc.crls.empty()) {
-        return Bad(section, "anchors and crls belong to the ca policy");
+      if (!lc.anchors.empty() || !lc.crls.empty() || l->contains("crl_reload_s")) {
+        return Bad(section, "anchors, crls and crl_reload_s belong to the ca policy");
       }
     } else {
       return Bad(section + ".policy", "unknown policy '" + lc.policy + "' (ca or registry)");

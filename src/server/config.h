@@ -22,6 +22,8 @@
 //   registrar_public_key = "registrar.pub"
 //   refresh_interval_ms = 250
 //   head_file = "server-head.json"     # newest verified tree head, kept across restarts
+//   cache_size = 100000                # verified records cached (LRU)
+//   negative_cache_size = 10000        # "not registered" answers cached (LRU)
 //
 //   [admin]
 //   listen = "127.0.0.1:9100"          # /metrics and /healthz, loopback only
@@ -31,6 +33,11 @@
 //   policy = "ca"                      # or "registry"
 //   anchors = ["acme-ca.pem"]          # ca: the customer's intermediate(s)
 //   crls = ["acme.crl"]                # ca: optional
+//   admit_unknown = false              # true: unknown devices may reach claim endpoints only
+//
+//   [enroll]                           # enrollment endpoints: read by `hallmark serve`
+//                                      # (cli/enroll_config.h), see docs/enrollment.md; then one per anchor
+//   crl_reload_s = 10                  # ca: how often CRL files are checked for changes
 #ifndef HALLMARK_SERVER_CONFIG_H_
 #define HALLMARK_SERVER_CONFIG_H_
 
@@ -57,6 +64,7 @@ struct ListenerConfig {
   std::string policy;  // "ca" or "registry"
   std::vector<std::string> anchors;
   std::vector<std::string> crls;
+  std::chrono::seconds crl_reload{10};  // how often `crls` files are checked for changes
   // admit_unknown: devices the policy does not (yet) accept may still connect, with their own
   // key, to the endpoints open to them (claims, pending approval); nothing else.
   bool admit_unknown = false;
@@ -88,6 +96,9 @@ struct ServerConfig {
   // registry_head_file: where the server keeps the newest tree head it verified, so that a
   // database rolled back to an older copy is refused at the next start (optional).
   std::string registry_head_file;
+  // Bounds of the registry cache (RecordCache): records, and "not registered" answers.
+  size_t registry_cache_size = 100000;
+  size_t registry_negative_cache_size = 10000;
 
   std::optional<Endpoint> admin;
   std::vector<ListenerConfig> listeners;

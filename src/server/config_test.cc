@@ -63,6 +63,7 @@ listen = "127.0.0.1:0"
 [[listener]]
 listen = "[::1]:0"
 policy = "registry"
+admit_unknown = true
 )",
                        ".");
   ASSERT_THAT(c, IsOk());
@@ -76,6 +77,7 @@ policy = "registry"
   EXPECT_EQ(c->session_lifetime, std::chrono::seconds(600));
   EXPECT_EQ(c->registry_refresh, std::chrono::milliseconds(100));
   EXPECT_EQ(c->listeners[0].listen.host, "::1");
+  EXPECT_TRUE(c->listeners[0].admit_unknown);
   EXPECT_EQ(c->admin->port, 0);
 }
 
@@ -133,8 +135,39 @@ INSTANTIATE_TEST_SUITE_P(
                   "needs a [registry] section"},
         BadConfig{"UnknownPolicy",
                   kServer + "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"trust-all\"\n",
-                  "unknown policy 'trust-all'"}),
+                  "unknown policy 'trust-all'"},
+        BadConfig{"NegativeCacheSize",
+                  kServer +
+                      "[registry]\ndb = \"r.db\"\nregistrar_public_key = \"r.pub\"\n"
+                      "negative_cache_size = -1\n" +
+                      kCaListener,
+                  "registry.negative_cache_size: must be between 0 and"},
+        BadConfig{"CrlReloadZero", kServer + kCaListener + "crl_reload_s = 0\n",
+                  "crl_reload_s: must be between 1 and"},
+        BadConfig{"CrlReloadOnRegistryListener",
+                  kServer + "[registry]\ndb = \"r.db\"\nregistrar_public_key = \"r.pub\"\n" +
+                      "[[listener]]\nlisten = \"127.0.0.1:1\"\npolicy = \"registry\"\n" +
+                      "crl_reload_s = 5\n",
+                  "belong to the ca policy"}),
     [](const ::testing::TestParamInfo<BadConfig>& p) { return p.param.test_name; });
+
+TEST(ConfigTest, ParsesCacheSizesAndCrlReload) {
+  auto c = ParseConfig(kServer +
+                           "[registry]\ndb = \"r.db\"\nregistrar_public_key = \"r.pub\"\n"
+                           "cache_size = 5000\nnegative_cache_size = 0\n" +
+                           kCaListener + "crls = [\"a.crl\"]\ncrl_reload_s = 3\n",
+                       "/etc/hallmark");
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(c->registry_cache_size, 5000u);
+  EXPECT_EQ(c->registry_negative_cache_size, 0u);
+  EXPECT_EQ(c->listeners[0].crls[0], "/etc/hallmark/a.crl");
+  EXPECT_EQ(c->listeners[0].crl_reload, std::chrono::seconds(3));
+  auto defaults = ParseConfig(kMinimal, ".");
+  ASSERT_THAT(defaults, IsOk());
+  EXPECT_EQ(defaults->registry_cache_size, 100000u);
+  EXPECT_EQ(defaults->registry_negative_cache_size, 10000u);
+  EXPECT_EQ(defaults->listeners[0].crl_reload, std::chrono::seconds(10));
+}
 
 TEST(EndpointTest, ParsesAddressesAndRefusesNames) {
   EXPECT_EQ(ParseEndpoint("localhost:80")->host, "127.0.0.1");

@@ -230,6 +230,11 @@ class ServerImpl : public Server {
   void Stop() override;
   const Metrics& metrics() const override { return metrics_; }
   Status AddRoute(std::string path, std::unique_ptr<Handler> handler) override;
+  void ForgetDevice(std::string_view device_id) override {
+    if (cache_) {
+      cache_->Forget(device_id);
+    }
+  }
 
  private:
   awaitable<void> Accept(Worker* worker, size_t index);
@@ -283,6 +288,9 @@ Status ServerImpl::Init(registry::Directory* directory) {
   if (directory != nullptr) {
     RecordCache::Options opts;
     opts.refresh_interval = config_.registry_refresh;
+    opts.cache_size = config_.registry_cache_size;
+    opts.negative_cache_size = config_.registry_negative_cache_size;
+    opts.metrics = &metrics_;
     cache_ = std::make_unique<RecordCache>(directory, opts);
   }
   for (const ListenerConfig& lc : config_.listeners) {
@@ -297,17 +305,9 @@ Status ServerImpl::Init(registry::Directory* directory) {
         }
         opts.anchors.insert(opts.anchors.end(), anchors->begin(), anchors->end());
       }
-      for (const std::string& path : lc.crls) {
-        auto pem = ReadFile(path);
-        if (!pem) {
-          return pem.error();
-        }
-        auto crl = Crl::FromPem(*pem);
-        if (!crl) {
-          return crl.error().WithContext(path);
-        }
-        opts.crls.push_back(std::move(*crl));
-      }
+      opts.crl_files = lc.crls;
+      opts.crl_reload = lc.crl_reload;
+      opts.metrics = &metrics_;
       opts.registry = cache_.get();
       opts.clock = clock_;
       auto policy = MakeCaPolicy(std::move(opts));

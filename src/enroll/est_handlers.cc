@@ -1,0 +1,164 @@
+// EST (RFC 7030) on the device listener: cacerts, simpleenroll, simplereenroll.
+#include <spdlog/spdlog.h>
+
+#include "core/csr.h"
+#include "enroll/internal/pkcs7.h"
+#include "enroll/internal/shared.h"
+
+namespace hallmark::enroll::internal {
+namespace {
+
+using server::ClientContext;
+using server::HttpRequest;
+using server::HttpResponse;
+using server::JsonError;
+
+// RFC 7030 section 4.1.3 / 4.2.3: base64 DER PKCS#7 certs-only.
+constexpr std::string_view kCertsOnlyType = "application/pkcs7-mime; smime-type=certs-only";
+
+HttpResponse CertsOnly(std::string body, std::string content_type) {
+  HttpResponse res;
+  res.status = 200;
+  res.content_type = std::move(content_type);
+  res.body = std::move(body);
+  res.headers.emplace_back("Content-Transfer-Encoding", "base64");
+  return res;
+}
+
+// ParseCsrBody decodes the request body: base64 of a DER PKCS#10 request (RFC 7030 section
+// 4.2.1). A PEM request is accepted too, for clients that send one.
+Result<Csr> ParseCsrBody(std::string_view body) {
+  auto bad = Error(Code::kInvalidArgument,
+                   "the request body is not a base64-encoded DER PKCS#10 certificate request");
+  if (body.find("-----BEGIN") != std::string_view::npos) {
+    auto csr = Csr::FromPem(body);
+    return csr ? csr : bad;
+  }
+  auto der = Base64Decode(body);
+  if (!der || der->empty()) {
+    return bad;
+  }
+  auto csr = Csr::FromDer(*der);
+  return csr ? csr : bad;
+}
+
+// IssuableSerial returns the subject serialNumber for an operational certificate: the serial
+// the registry (or the IDevID) gives the device, else the CSR's, else the device ID.
+std::string IssuableSerial(const server::PeerIdentity& id, const Csr& csr) {
+  if (!id.serial.empty() && id.serial.size() <= 64 && IsPrintableString(id.serial)) {
+    return id.serial;
+  }
+  return csr.SerialNumber().value_or(id.device_id);
+}
+
+class CaCertsHandler : public SharedHandler {
+ public:
+  explicit CaCertsHandler(std::shared_ptr<Shared> shared)
+      : SharedHandler(std::move(shared), "GET", 0, false) {}
+
+ protected:
+  HttpResponse Serve(const HttpRequest&, const ClientContext&) override {
+    return CertsOnly(shared().est->cacerts_body(), "application/pkcs7-mime");
+  }
+};
+
+class EstEnrollHandler : public SharedHandler {
+ public:
+  EstEnrollHandler(std::shared_ptr<Shared> shared, bool reenroll)
+      : SharedHandler(shared, "POST", shared->config.max_csr_bytes, true), reenroll_(reenroll) {}
+
+ protected:
+  HttpResponse Serve(const HttpRequest& request, const ClientContext& client) override {
+    const char* what = reenroll_ ? "simplereenroll" : "simpleenroll";
+    if (client.identity == nullptr || client.leaf == nullptr) {
+      return JsonError(403,
+                       "EST enrollment needs an authenticated device: a registered key or a "
+                       "certificate from the owner's CA");
+    }
+    const server::PeerIdentity& id = *client.identity;
+    if (auto limited = Limit(shared().per_device, id.device_id, "for this device")) {
+      return *limited;
+    }
+    auto csr = ParseCsrBody(request.body);
+    if (!csr) {
+      return ErrorResponse(csr.error(), what);
+    }
+    if (auto s = csr->VerifySignature(); !s) {
+      return ErrorResponse(s.error(), what);
+    }
+    // The identity is the key: a CSR may only ask for a certificate over the very key this
+    // connection proved (RFC 7030 section 3.5 binds the request to the TLS session; the key
+    // itself is the stronger binding here).
+    if (!(csr->Key() == client.leaf->Key()) || csr->Key().DeviceId() != id.device_id) {
+      spdlog::warn("event=est_refused what={} device={} peer={} reason=\"CSR for another key\"",
+                   what, id.device_id, client.peer_address);
+      return JsonError(403,
+                       "the CSR is for another key than the one this connection "
+                       "authenticated with (device " +
+                           id.device_id + ")");
+    }
+    if (auto refused = CheckRegistry(id)) {
+      return *refused;
+    }
+    auto cert = shared().est->Issue(*csr, IssuableSerial(id, *csr));
+    if (!cert) {
+      return ErrorResponse(cert.error(), what);
+    }
+    auto body = EncodeCertsOnly(std::span<const Certificate>(&*cert, 1));
+    if (!body) {
+      return ErrorResponse(body.error(), what);
+    }
+    spdlog::info("event=est_issued what={} device={} serial={} not_after={} peer={}", what,
+                 id.device_id, cert->SerialHex(), cert->NotAfter(), client.peer_address);
+    return CertsOnly(std::move(*body), std::string(kCertsOnlyType));
+  }
+
+ private:
+  // CheckRegistry refuses a device the registry knows as revoked or pending. A device the
+  // registry does not know may enroll only under the `ca` policy (its IDevID vouches for it);
+  // EST never creates a registry record.
+  std::optional<HttpResponse> CheckRegistry(const server::PeerIdentity& id) {
+    if (shared().registry == nullptr && shared().directory == nullptr) {
+      return std::nullopt;
+    }
+    Result<std::optional<registry::DeviceStatus>> status = Error(Code::kInternal, "unset");
+    if (shared().registry != nullptr) {
+      status = shared().registry->DeviceStatus(id.device_id);
+    } else {
+      auto record = shared().directory->Lookup(id.device_id);
+      status = record ? Result<std::optional<registry::DeviceStatus>>(record->status)
+               : record.error().code() == Code::kNotFound
+                   ? Result<std::optional<registry::DeviceStatus>>(std::nullopt)
+                   : Result<std::optional<registry::DeviceStatus>>(record.error());
+    }
+    if (!status) {
+      return ErrorResponse(status.error(), "EST enrollment");
+    }
+    if (!status->has_value()) {
+      if (id.policy == "ca") {
+        return std::nullopt;
+      }
+      return JsonError(403, "device " + id.device_id + " is not registered");
+    }
+    if (**status != registry::DeviceStatus::kActive) {
+      return JsonError(403, "device " + id.device_id + " is " +
+                                std::string(registry::DeviceStatusName(**status)));
+    }
+    return std::nullopt;
+  }
+
+  const bool reenroll_;
+};
+
+}  // namespace
+
+std::unique_ptr<server::Handler> MakeCaCertsHandler(std::shared_ptr<Shared> shared) {
+  return std::make_unique<CaCertsHandler>(std::move(shared));
+}
+
+std::unique_ptr<server::Handler> MakeEstEnrollHandler(std::shared_ptr<Shared> shared,
+                                                      bool reenroll) {
+  return std::make_unique<EstEnrollHandler>(std::move(shared), reenroll);
+}
+
+}  // namespace hallmark::enroll::internal
