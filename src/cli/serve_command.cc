@@ -99,6 +99,13 @@ Result<std::unique_ptr<registry::Directory>> OpenServingDirectory(const server::
 }
 
 Status Serve(Context& ctx, const std::string& config_path, const std::string& log_level) {
+  // Signals are taken by one thread with sigwait. Blocked before anything starts a thread (the
+  // registry refresher, CRL reloads), so that no thread inherits the default action.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   auto config = server::LoadConfig(config_path);
   if (!config) {
     return config.error();
@@ -146,12 +153,6 @@ Status Serve(Context& ctx, const std::string& config_path, const std::string& lo
       }
     }
   }
-  // Signals are taken by one thread with sigwait; the workers never see them.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   if (auto s = (*srv)->Start(); !s) {
     return s;
   }
