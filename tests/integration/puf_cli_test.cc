@@ -134,5 +134,29 @@ TEST_F(PufCliTest, EvalReportsTheTargets) {
   EXPECT_EQ(j["population"]["chips"], 40);
 }
 
+// The PUF as a device key store (`--keystore puf:...`): the device commands regenerate the key
+// on every use, a CSR made with it verifies with openssl, and another chip cannot use the
+// helper data.
+TEST_F(PufCliTest, DeviceCommandsUseThePufKeyStore) {
+  const std::string spec = "puf:helper=" + helper_ + ";chip=42";
+  ProcessResult made = Hallmark({"--json", "device", "--keystore", spec, "keygen"});
+  ASSERT_THAT(made, Succeeds());
+  const std::string id = Json(made).value("device_id", "");
+  ASSERT_EQ(id.size(), 64u);
+  ProcessResult again = Hallmark({"--json", "device", "--keystore", spec, "id"});
+  ASSERT_THAT(again, Succeeds());
+  EXPECT_EQ(Json(again).value("device_id", ""), id);
+  const std::string csr = tmp_ / "device.csr";
+  ASSERT_THAT(Hallmark({"device", "--keystore", spec, "csr", "--serial", "PUF-1", "--out", csr}),
+              Succeeds());
+  EXPECT_THAT(Openssl({"req", "-in", csr, "-verify", "-noout"}), Succeeds());
+  EXPECT_THAT(Hallmark({"device", "--keystore", "puf:helper=" + helper_ + ";chip=43", "id"}),
+              FailsWith(8, HasSubstr("reconstruction failed")));
+  EXPECT_THAT(Hallmark({"device", "--keystore", spec, "keygen"}),
+              FailsWith(6, HasSubstr("exists")));
+  EXPECT_THAT(Hallmark({"device", "--keystore", "puf:helper=" + helper_, "id"}),
+              FailsWith(3, HasSubstr("chip=SEED")));
+}
+
 }  // namespace
 }  // namespace hallmark::testing
