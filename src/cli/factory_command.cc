@@ -123,7 +123,8 @@ void AddRun(CLI::App* group, Context& ctx) {
                   "(CSR, IDevID issued and written back)")
       ->required();
   cmd->add_option("--keystore", o->keystore,
-                  "What holds each device key: file, pkcs11:module=SO;token=LABEL, "
+                  "What holds each device key: file, puf (a simulated chip per device), "
+                  "pkcs11:module=SO;token=LABEL, "
                   "tpm[:tcti=TCTI]")
       ->capture_default_str();
   cmd->add_option("--key-type", o->key_type, "Device key: p256, p384 (ed25519: file only)")

@@ -44,6 +44,15 @@ Result<std::string> DeviceSpec(const std::string& keystore, const std::string& d
   if (keystore == "file") {
     return "file:" + dir + "/key.pem";
   }
+  if (keystore == "puf") {
+    // Each simulated device is its own chip, seeded from its serial (FNV-1a): the station keeps
+    // only the public helper data; the key is regenerated inside the device agent.
+    uint64_t seed = 1469598103934665603ULL;
+    for (unsigned char ch : serial) {
+      seed = (seed ^ ch) * 1099511628211ULL;
+    }
+    return "puf:helper=" + dir + "/chip.puf;chip=" + std::to_string(seed);
+  }
   if (keystore == "tpm" || keystore.starts_with("tpm:")) {
     auto params = ParseSpecParams(keystore == "tpm" ? "" : keystore.substr(4),
                                   SpecParamRules{"tpm", {"tcti"}, {}});
@@ -69,8 +78,8 @@ Result<std::string> DeviceSpec(const std::string& keystore, const std::string& d
     return keystore + ";label=" + serial;
   }
   return Error(Code::kInvalidArgument, "unknown line key store '" + keystore +
-                                           "'; expected file, pkcs11:module=SO;token=LABEL or "
-                                           "tpm[:tcti=TCTI]");
+                                           "'; expected file, puf, pkcs11:module=SO;token=LABEL "
+                                           "or tpm[:tcti=TCTI]");
 }
 
 // ManifestWriter appends lines to the manifest, each made durable before the next device:

@@ -215,6 +215,20 @@ TEST_F(FactoryCliTest, Pkcs11LineKeepsEveryKeyInTheToken) {
   }
 }
 
+TEST_F(FactoryCliTest, PufLineInjectsWithNoKeyStoredAnywhere) {
+  std::vector<std::string> args = Inject("2");
+  args.insert(args.end(), {"--keystore", "puf"});
+  ProcessResult r = Run(args);
+  ASSERT_THAT(r, Succeeds());
+  auto j = Json(r);
+  ASSERT_EQ(j["provisioned"], 2);
+  for (const auto& d : j["devices"]) {
+    EXPECT_EQ(VerifyIdevid(d["serial"]), d["device_id"]);
+  }
+  EXPECT_TRUE(std::filesystem::exists(DeviceDir("acme-000001") + "/chip.puf"));
+  EXPECT_FALSE(std::filesystem::exists(DeviceDir("acme-000001") + "/key.pem"));
+}
+
 TEST_F(FactoryCliTest, TpmLineExtractsKeysTheRegistryImports) {
   Swtpm tpm;
   ASSERT_TRUE(tpm.ok()) << tpm.error();
