@@ -232,6 +232,11 @@ class ServerImpl : public Server {
   Status AddRoute(std::string path, std::unique_ptr<Handler> handler) override;
   void ForgetDevice(std::string_view device_id) override {
     if (cache_) {
+      // The endpoint has just written the registry: bring the verified view up to date now
+      // rather than at the next refresh, then drop what the cache held for the device.
+      if (auto r = cache_->Refresh(); !r) {
+        spdlog::warn("event=registry_refresh_failed detail=\"{}\"", r.error().message());
+      }
       cache_->Forget(device_id);
     }
   }

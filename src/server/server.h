@@ -45,8 +45,9 @@ class Server {
   // AddRoute serves `handler` at the exact `path` on every device listener (before Start).
   // `/v1/hello` is built in. kAlreadyExists if the path is taken.
   virtual Status AddRoute(std::string path, std::unique_ptr<Handler> handler) = 0;
-  // ForgetDevice drops what the server caches about `device_id` (after an endpoint changed the
-  // registry for it), so its next connection sees the change at once. Thread-safe.
+  // ForgetDevice brings the server's registry view up to date and drops what it caches about
+  // `device_id` (after an endpoint changed the registry for it), so the device's next
+  // connection sees the change at once. Thread-safe.
   virtual void ForgetDevice(std::string_view device_id) = 0;
   virtual const Metrics& metrics() const = 0;
 };
