@@ -88,14 +88,7 @@ void AddPassphraseOption(CLI::App* cmd, std::string* path) {
 }
 
 Result<std::optional<SecretBytes>> LoadPassphrase(const std::string& path) {
-  if (path.empty()) {
-    return std::optional<SecretBytes>();
-  }
-  auto secret = ReadSecretFile(path);
-  if (!secret) {
-    return secret.error();
-  }
-  return std::optional<SecretBytes>(std::move(*secret));
+  return ReadOptionalSecretFile(path);
 }
 
 bool StderrIsTerminal() { return ::isatty(2) == 1; }

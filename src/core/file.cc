@@ -93,6 +93,17 @@ Result<std::string> ReadFile(const std::string& path, size_t max_size) {
   return out;
 }
 
+Result<std::optional<SecretBytes>> ReadOptionalSecretFile(const std::string& path) {
+  if (path.empty()) {
+    return std::optional<SecretBytes>();
+  }
+  auto secret = ReadSecretFile(path);
+  if (!secret) {
+    return secret.error();
+  }
+  return std::optional<SecretBytes>(std::move(*secret));
+}
+
 Result<SecretBytes> ReadSecretFile(const std::string& path) {
   auto text = ReadFile(path, 4096);
   if (!text) {

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,8 @@ Result<std::string> ReadFile(const std::string& path, size_t max_size = kMaxInpu
 // ReadSecretFile reads a passphrase or other secret from `path`, dropping one trailing newline.
 // Same errors as `ReadFile`, plus kInvalidArgument if the file is empty.
 Result<SecretBytes> ReadSecretFile(const std::string& path);
+// ReadOptionalSecretFile is ReadSecretFile for an optional setting: nullopt when `path` is empty.
+Result<std::optional<SecretBytes>> ReadOptionalSecretFile(const std::string& path);
 
 // WriteFileAtomic writes `data` to `path` with permissions `mode` so that a crash leaves either
 // the old file or the complete new one: it writes a temporary file in the same directory, fsyncs

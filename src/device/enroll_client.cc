@@ -1,14 +1,9 @@
 #include "device/enroll_client.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/kdf.h>
 #include <openssl/pkcs7.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <functional>
@@ -22,7 +17,6 @@ namespace hallmark::device {
 namespace {
 
 constexpr std::string_view kBatchKeySalt = "hallmark-batch-key/1";
-constexpr size_t kMaxReply = 1 << 20;
 
 struct Pkcs7Free {
   void operator()(PKCS7* p) const { PKCS7_free(p); }
@@ -59,46 +53,6 @@ Result<Bytes> FromBase64Url(std::string_view text) {
 }
 
 // --- TLS exchange -------------------------------------------------------------------------------
-
-struct Request {
-  std::string method;
-  std::string target;
-  std::string content_type;
-  std::string body;
-};
-
-std::string HostPort(const ClientOptions& o) {
-  bool v6 = o.host.find(':') != std::string::npos;
-  return (v6 ? "[" + o.host + "]" : o.host) + ":" + std::to_string(o.port);
-}
-
-Result<OsslPtr<SSL_CTX>> NewContext(const PrivateKey& key, std::span<const Certificate> chain,
-                                    const ClientOptions& o) {
-  OsslPtr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()));
-  if (!ctx) {
-    return OsslError("SSL_CTX_new");
-  }
-  if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION) != 1 ||
-      SSL_CTX_use_certificate(ctx.get(), chain.front().native()) != 1 ||
-      SSL_CTX_use_PrivateKey(ctx.get(), key.native()) != 1 ||
-      SSL_CTX_check_private_key(ctx.get()) != 1) {
-    return OsslError(Code::kInvalidArgument, "the device certificate and key do not match");
-  }
-  for (const Certificate& extra : chain.subspan(1)) {
-    if (SSL_CTX_add1_chain_cert(ctx.get(), extra.native()) != 1) {
-      return OsslError(Code::kInvalidArgument, "the device certificate chain is not usable");
-    }
-  }
-  X509_STORE* pinned = SSL_CTX_get_cert_store(ctx.get());
-  for (const Certificate& anchor : o.trust) {
-    if (X509_STORE_add_cert(pinned, anchor.native()) != 1) {
-      return OsslError("X509_STORE_add_cert");
-    }
-  }
-  X509_STORE_set_flags(pinned, X509_V_FLAG_PARTIAL_CHAIN);
-  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  return ctx;
-}
 
 // ParseHttp splits a complete HTTP/1.1 response (read until the server closed) and undoes a
 // chunked transfer encoding.
@@ -159,107 +113,16 @@ Result<ServerReply> ParseHttp(std::string_view raw) {
   return reply;
 }
 
-// Exchange connects over TLS 1.3 with `key` and `chain`, checks the server against the pinned
-// trust and name, lets `prepare` build the request on the established connection (a claim needs
-// the connection's exporter), sends it and reads the reply until the server closes.
-Result<ServerReply> Exchange(const PrivateKey& key, std::span<const Certificate> chain,
-                             const ClientOptions& o,
-                             const std::function<Result<Request>(SSL*)>& prepare) {
-  if (chain.empty()) {
-    return Error(Code::kInvalidArgument, "no device certificate");
+// Send sends the request `prepare` builds on the pinned mutual-TLS connection (see
+// device::Exchange) and parses the reply.
+Result<ServerReply> Send(const PrivateKey& key, std::span<const Certificate> chain,
+                         const ClientOptions& o,
+                             const std::function<Result<ClientRequest>(SSL*)>& prepare) {
+  auto raw = device::Exchange(key, chain, o, prepare);
+  if (!raw) {
+    return raw.error();
   }
-  if (o.trust.empty()) {
-    return Error(Code::kInvalidArgument, "no pinned server trust (--trust)");
-  }
-  auto ctx = NewContext(key, chain, o);
-  if (!ctx) {
-    return ctx.error();
-  }
-  const std::string where = HostPort(o);
-  OsslPtr<BIO> conn(BIO_new_connect(where.c_str()));
-  if (!conn) {
-    return OsslError("BIO_new_connect");
-  }
-  BIO_set_nbio(conn.get(), 1);
-  int seconds = static_cast<int>(std::max<int64_t>(1, o.timeout.count() / 1000));
-  if (BIO_do_connect_retry(conn.get(), seconds, 50) != 1) {
-    return OsslError(Code::kUnavailable, "cannot connect to " + where);
-  }
-  int fd = -1;
-  BIO_get_fd(conn.get(), &fd);
-  if (fd < 0 || BIO_socket_nbio(fd, 0) != 1) {
-    return OsslError(Code::kUnavailable, "cannot use the connection to " + where);
-  }
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(o.timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((o.timeout.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  OsslPtr<SSL> ssl(SSL_new(ctx->get()));
-  if (!ssl) {
-    return OsslError("SSL_new");
-  }
-  BIO* bio = conn.release();
-  SSL_set_bio(ssl.get(), bio, bio);  // SSL_set_bio takes ownership.
-  const std::string name = o.server_name.empty() ? o.host : o.server_name;
-  unsigned char addr[16];
-  X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
-  if (inet_pton(AF_INET, name.c_str(), addr) == 1 || inet_pton(AF_INET6, name.c_str(), addr) == 1) {
-    if (X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str()) != 1) {
-      return OsslError(Code::kInvalidArgument, "cannot check the server address " + name);
-    }
-  } else if (SSL_set1_host(ssl.get(), name.c_str()) != 1 ||
-             SSL_ctrl(ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
-                      const_cast<char*>(name.c_str())) != 1) {
-    return OsslError(Code::kInvalidArgument, "cannot check the server name " + name);
-  }
-  if (SSL_connect(ssl.get()) != 1) {
-    long verify = SSL_get_verify_result(ssl.get());
-    if (verify != X509_V_OK) {
-      ERR_clear_error();
-      return Error(Code::kUnauthenticated, std::string("server certificate rejected: ") +
-                                               X509_verify_cert_error_string(verify));
-    }
-    return OsslError(Code::kUnauthenticated, "TLS handshake with " + where + " failed");
-  }
-  auto request = prepare(ssl.get());
-  if (!request) {
-    return request.error();
-  }
-  std::string wire = request->method + " " + request->target + " HTTP/1.1\r\nHost: " + name +
-                     "\r\nUser-Agent: hallmark-device\r\nConnection: close\r\n";
-  if (!request->content_type.empty()) {
-    wire += "Content-Type: " + request->content_type + "\r\n";
-  }
-  if (request->method != "GET") {
-    wire += "Content-Length: " + std::to_string(request->body.size()) + "\r\n";
-  }
-  wire += "\r\n" + request->body;
-  if (SSL_write(ssl.get(), wire.data(), static_cast<int>(wire.size())) <= 0) {
-    // TLS 1.3: the server checks our certificate after our Finished; a refusal shows here.
-    return OsslError(Code::kUnauthenticated, "the server closed the connection (refused us?)");
-  }
-  std::string raw;
-  char buf[8192];
-  for (;;) {
-    int n = SSL_read(ssl.get(), buf, sizeof(buf));
-    if (n > 0) {
-      raw.append(buf, static_cast<size_t>(n));
-      if (raw.size() > kMaxReply) {
-        return Error(Code::kUnavailable, "the server's reply is larger than 1 MiB");
-      }
-      continue;
-    }
-    int err = SSL_get_error(ssl.get(), n);
-    ERR_clear_error();
-    if (raw.empty() && err != SSL_ERROR_ZERO_RETURN) {
-      return Error(Code::kUnauthenticated, "the server closed the connection (refused us?)");
-    }
-    break;
-  }
-  SSL_shutdown(ssl.get());
-  ERR_clear_error();
-  return ParseHttp(raw);
+  return ParseHttp(raw->raw);
 }
 
 // Exporter returns this connection's claim exporter.
@@ -431,7 +294,7 @@ Result<ServerReply> Claim(const PrivateKey& key, const ClientOptions& options,
     return chain.error();
   }
   const std::string device_id = key.Public().DeviceId();
-  return Exchange(key, *chain, options, [&](SSL* ssl) -> Result<Request> {
+  return Send(key, *chain, options, [&](SSL* ssl) -> Result<ClientRequest> {
     auto exporter = Exporter(ssl);
     if (!exporter) {
       return exporter.error();
@@ -443,7 +306,7 @@ Result<ServerReply> Claim(const PrivateKey& key, const ClientOptions& options,
     }
     nlohmann::json body = {
         {"batch_id", claim.batch_id}, {"serial", claim.serial}, {"proof", Base64Encode(*proof)}};
-    return Request{"POST", std::string(kClaimPath), "application/json", body.dump()};
+    return ClientRequest{"POST", std::string(kClaimPath), "application/json", body.dump()};
   });
 }
 
@@ -457,16 +320,16 @@ Result<ServerReply> RequestApproval(const PrivateKey& key, const ClientOptions& 
   if (!serial.empty()) {
     body["serial"] = std::string(serial);
   }
-  return Exchange(key, *chain, options, [&body](SSL*) -> Result<Request> {
-    return Request{"POST", std::string(kPendingPath), "application/json", body.dump()};
+  return Send(key, *chain, options, [&body](SSL*) -> Result<ClientRequest> {
+    return ClientRequest{"POST", std::string(kPendingPath), "application/json", body.dump()};
   });
 }
 
 Result<std::vector<Certificate>> FetchCaCerts(const PrivateKey& key,
                                               std::span<const Certificate> chain,
                                               const ClientOptions& options) {
-  auto reply = Exchange(key, chain, options, [](SSL*) -> Result<Request> {
-    return Request{"GET", std::string(kEstCaCertsPath), "", ""};
+  auto reply = Send(key, chain, options, [](SSL*) -> Result<ClientRequest> {
+    return ClientRequest{"GET", std::string(kEstCaCertsPath), "", ""};
   });
   if (!reply) {
     return reply.error();
@@ -485,8 +348,8 @@ Result<Certificate> EstEnroll(const PrivateKey& key, std::span<const Certificate
                               const ClientOptions& options, const Csr& csr, bool reenroll) {
   std::string_view path = reenroll ? kEstSimpleReenrollPath : kEstSimpleEnrollPath;
   std::string body = Base64Encode(csr.ToDer());
-  auto reply = Exchange(key, chain, options, [&](SSL*) -> Result<Request> {
-    return Request{"POST", std::string(path), "application/pkcs10", body};
+  auto reply = Send(key, chain, options, [&](SSL*) -> Result<ClientRequest> {
+    return ClientRequest{"POST", std::string(path), "application/pkcs10", body};
   });
   if (!reply) {
     return reply.error();

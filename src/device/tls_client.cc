@@ -131,8 +131,9 @@ Result<Certificate> SelfSignedCertificate(const PrivateKey& key, const Clock& cl
   return SignCertificate(t, key.Public(), nullptr, key);
 }
 
-Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
-                      const ClientOptions& o, const std::string& target) {
+Result<RawReply> Exchange(const PrivateKey& key, std::span<const Certificate> chain,
+                          const ClientOptions& o,
+                          const std::function<Result<ClientRequest>(SSL*)>& prepare) {
   if (chain.empty()) {
     return Error(Code::kInvalidArgument, "no device certificate");
   }
@@ -178,8 +179,19 @@ Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
     }
     return OsslError(Code::kUnauthenticated, "TLS handshake failed (the server refused us?)");
   }
-  std::string request = "GET " + target + " HTTP/1.1\r\nHost: " + name +
-                        "\r\nConnection: close\r\nUser-Agent: hallmark-device\r\n\r\n";
+  auto prepared = prepare(ssl.get());
+  if (!prepared) {
+    return prepared.error();
+  }
+  std::string request = prepared->method + " " + prepared->target + " HTTP/1.1\r\nHost: " +
+                        name + "\r\nConnection: close\r\nUser-Agent: hallmark-device\r\n";
+  if (!prepared->content_type.empty()) {
+    request += "Content-Type: " + prepared->content_type + "\r\n";
+  }
+  if (prepared->method != "GET") {
+    request += "Content-Length: " + std::to_string(prepared->body.size()) + "\r\n";
+  }
+  request += "\r\n" + prepared->body;
   if (SSL_write(ssl.get(), request.data(), static_cast<int>(request.size())) <= 0) {
     // TLS 1.3: the server checks our certificate after our Finished; a refusal shows here.
     return OsslError(Code::kUnauthenticated, "the server closed the connection (refused us?)");
@@ -205,16 +217,30 @@ Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
     break;
   }
   ERR_clear_error();
-  auto reply = ParseReply(raw);
-  if (!reply) {
-    return reply.error();
-  }
+  RawReply reply{std::move(raw), ""};
   if (X509* peer = SSL_get0_peer_certificate(ssl.get()); peer != nullptr) {
     if (auto server_cert = Certificate::FromNative(peer); server_cert) {
-      reply->server_subject = server_cert->Subject();
+      reply.server_subject = server_cert->Subject();
     }
   }
   SSL_shutdown(ssl.get());
+  ERR_clear_error();
+  return reply;
+}
+
+Result<HttpReply> Get(const PrivateKey& key, std::span<const Certificate> chain,
+                      const ClientOptions& o, const std::string& target) {
+  auto raw = Exchange(key, chain, o, [&target](SSL*) -> Result<ClientRequest> {
+    return ClientRequest{"GET", target, "", ""};
+  });
+  if (!raw) {
+    return raw.error();
+  }
+  auto reply = ParseReply(raw->raw);
+  if (!reply) {
+    return reply.error();
+  }
+  reply->server_subject = std::move(raw->server_subject);
   return reply;
 }
 

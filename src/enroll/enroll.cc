@@ -177,17 +177,6 @@ server::HttpResponse SharedHandler::Handle(const server::HttpRequest& request,
 
 namespace {
 
-Result<std::optional<SecretBytes>> Passphrase(const std::string& path) {
-  if (path.empty()) {
-    return std::optional<SecretBytes>();
-  }
-  auto secret = ReadSecretFile(path);
-  if (!secret) {
-    return secret.error();
-  }
-  return std::optional<SecretBytes>(std::move(*secret));
-}
-
 Result<std::unique_ptr<RegistryService>> OpenRegistryService(const EnrollConfig& c,
                                                              const EnrollDeps& deps,
                                                              const Clock* clock) {
@@ -202,7 +191,7 @@ Result<std::unique_ptr<RegistryService>> OpenRegistryService(const EnrollConfig&
   }
   std::optional<registry::RegistrarKey> enrollment;
   if (!c.enrollment_key.empty()) {
-    auto passphrase = Passphrase(c.enrollment_key_passphrase_file);
+    auto passphrase = ReadOptionalSecretFile(c.enrollment_key_passphrase_file);
     if (!passphrase) {
       return passphrase.error();
     }
@@ -238,7 +227,7 @@ Result<std::unique_ptr<EstService>> OpenEstService(const EnrollConfig& c, const 
                  "[enroll] ca_dir is set but ca_name is not: name the customer CA that issues "
                  "operational certificates");
   }
-  auto passphrase = Passphrase(c.ca_passphrase_file);
+  auto passphrase = ReadOptionalSecretFile(c.ca_passphrase_file);
   if (!passphrase) {
     return passphrase.error();
   }

@@ -270,13 +270,9 @@ Status ServerImpl::Init(registry::Directory* directory) {
   if (!chain) {
     return chain.error();
   }
-  std::optional<SecretBytes> passphrase;
-  if (!config_.passphrase_file.empty()) {
-    auto p = ReadSecretFile(config_.passphrase_file);
-    if (!p) {
-      return p.error();
-    }
-    passphrase.emplace(std::move(*p));
+  auto passphrase = ReadOptionalSecretFile(config_.passphrase_file);
+  if (!passphrase) {
+    return passphrase.error();
   }
   if (auto s = CheckPrivateFile(config_.private_key); !s) {
     return s.error();
@@ -285,7 +281,7 @@ Status ServerImpl::Init(registry::Directory* directory) {
   if (!key_pem) {
     return key_pem.error();
   }
-  auto key = PrivateKey::FromPem(*key_pem, passphrase.has_value() ? &*passphrase : nullptr);
+  auto key = PrivateKey::FromPem(*key_pem, passphrase->has_value() ? &**passphrase : nullptr);
   Wipe(*key_pem);
   if (!key) {
     return key.error().WithContext(config_.private_key);
