@@ -1,8 +1,6 @@
 #include "device/enroll_client.h"
 
 #include <openssl/err.h>
-#include <openssl/kdf.h>
-#include <openssl/pkcs7.h>
 #include <openssl/ssl.h>
 
 #include <algorithm>
@@ -10,23 +8,15 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "core/kdf.h"
 #include "core/ossl.h"
+#include "core/pkcs7.h"
 #include "core/random.h"
 
 namespace hallmark::device {
 namespace {
 
 constexpr std::string_view kBatchKeySalt = "hallmark-batch-key/1";
-
-struct Pkcs7Free {
-  void operator()(PKCS7* p) const { PKCS7_free(p); }
-};
-struct KdfFree {
-  void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
-};
-struct KdfCtxFree {
-  void operator()(EVP_KDF_CTX* c) const { EVP_KDF_CTX_free(c); }
-};
 
 // Base64url (RFC 4648 section 5) without padding, through the standard Base64 codec.
 std::string ToBase64Url(std::span<const uint8_t> bytes) {
@@ -191,32 +181,14 @@ Result<PrivateKey> DeriveBatchKey(const SecretBytes& secret, std::string_view ba
     return Error(Code::kInvalidArgument,
                  "a batch secret is 32 bytes, not " + std::to_string(secret.size()));
   }
-  std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-  if (!kdf) {
-    return OsslError("EVP_KDF_fetch(HKDF)");
+  auto seed = HkdfSha256(secret.bytes(SecretAccess::Grant()), AsBytes(kBatchKeySalt),
+                         AsBytes(batch_id), 32);
+  if (!seed) {
+    return seed.error();
   }
-  std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
-  if (!ctx) {
-    return OsslError("EVP_KDF_CTX_new");
-  }
-  std::span<const uint8_t> ikm = secret.bytes(SecretAccess::Grant());
-  std::string digest = "SHA256";
-  std::string salt(kBatchKeySalt);
-  std::string info(batch_id);
-  OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_utf8_string("digest", digest.data(), 0),
-      OSSL_PARAM_construct_octet_string("key", const_cast<uint8_t*>(ikm.data()), ikm.size()),
-      OSSL_PARAM_construct_octet_string("salt", salt.data(), salt.size()),
-      OSSL_PARAM_construct_octet_string("info", info.data(), info.size()),
-      OSSL_PARAM_construct_end(),
-  };
-  uint8_t seed[32];
-  if (EVP_KDF_derive(ctx.get(), seed, sizeof(seed), params) != 1) {
-    return OsslError("HKDF");
-  }
+  std::span<const uint8_t> raw = seed->bytes(SecretAccess::Grant());
   OsslPtr<EVP_PKEY> pkey(
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, sizeof(seed)));
-  OPENSSL_cleanse(seed, sizeof(seed));
+      EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, raw.data(), raw.size()));
   if (!pkey) {
     return OsslError("EVP_PKEY_new_raw_private_key");
   }
@@ -249,30 +221,11 @@ std::string ComparisonCode(const PublicKey& key) {
 }
 
 Result<std::vector<Certificate>> ParseCertsOnly(std::string_view body) {
-  auto der = Base64Decode(body);
-  if (!der || der->empty()) {
-    return Error(Code::kInvalidArgument, "EST response is not base64");
+  auto certs = DecodeCertsOnly(body);
+  if (!certs) {
+    return Error(Code::kInvalidArgument, "EST response: " + certs.error().message());
   }
-  const unsigned char* p = der->data();
-  std::unique_ptr<PKCS7, Pkcs7Free> p7(d2i_PKCS7(nullptr, &p, static_cast<long>(der->size())));
-  if (!p7 || p != der->data() + der->size() || !PKCS7_type_is_signed(p7.get()) ||
-      p7->d.sign == nullptr) {
-    ERR_clear_error();
-    return Error(Code::kInvalidArgument, "EST response is not a DER PKCS#7 certs-only message");
-  }
-  std::vector<Certificate> out;
-  STACK_OF(X509)* certs = p7->d.sign->cert;
-  for (int i = 0; certs != nullptr && i < sk_X509_num(certs); ++i) {
-    auto cert = Certificate::FromNative(sk_X509_value(certs, i));
-    if (!cert) {
-      return cert.error();
-    }
-    out.push_back(std::move(*cert));
-  }
-  if (out.empty()) {
-    return Error(Code::kInvalidArgument, "EST response holds no certificate");
-  }
-  return out;
+  return certs;
 }
 
 int64_t RenewalTime(const Certificate& cert) {

@@ -4,7 +4,7 @@
 
 #include "core/file.h"
 #include "device/enroll_client.h"
-#include "enroll/internal/pkcs7.h"
+#include "core/pkcs7.h"
 #include "enroll/internal/shared.h"
 #include "registry/record.h"
 

@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/csr.h"
-#include "enroll/internal/pkcs7.h"
+#include "core/pkcs7.h"
 #include "enroll/internal/shared.h"
 
 namespace hallmark::enroll::internal {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <string>
 
+#include "core/kdf.h"
 #include "core/random.h"
 #include "puf/bits.h"
 #include "puf/helper_data.h"
@@ -42,16 +43,17 @@ struct Secrets {
 // integrity tag under a key derived from it with a distinct label.
 Result<Secrets> DeriveSecrets(const Bits& encoded, const HelperData& h) {
   std::vector<uint8_t> packed = PackBits(encoded);
-  auto secret = internal::Hkdf(packed, h.salt, kSecretInfo, kSecretBytes);
+  auto secret = HkdfSha256(packed, h.salt, AsBytes(kSecretInfo), kSecretBytes);
   OPENSSL_cleanse(packed.data(), packed.size());
   if (!secret) {
     return secret.error();
   }
-  auto tag_key = internal::Hkdf(secret->bytes(SecretAccess::Grant()), {}, kTagInfo, kSecretBytes);
+  auto tag_key = HkdfSha256(secret->bytes(SecretAccess::Grant()), {}, AsBytes(kTagInfo),
+                            kSecretBytes);
   if (!tag_key) {
     return tag_key.error();
   }
-  auto tag = internal::HmacSha256(*tag_key, h.TaggedBytes());
+  auto tag = HmacSha256(*tag_key, h.TaggedBytes());
   if (!tag) {
     return tag.error();
   }

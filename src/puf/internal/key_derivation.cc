@@ -3,8 +3,6 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
-#include <openssl/hmac.h>
-#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 
@@ -12,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/kdf.h"
 #include "core/ossl.h"
 
 namespace hallmark::puf::internal {
@@ -19,9 +18,7 @@ namespace {
 
 // Owners for the OpenSSL types core/ossl.h has no deleter for; local to keep them out of the
 // shared header.
-struct KdfFree {
-  void operator()(EVP_KDF* p) const { EVP_KDF_free(p); }
-  void operator()(EVP_KDF_CTX* p) const { EVP_KDF_CTX_free(p); }
+struct EcFree {
   void operator()(EC_GROUP* p) const { EC_GROUP_free(p); }
   void operator()(EC_POINT* p) const { EC_POINT_free(p); }
   void operator()(BN_CTX* p) const { BN_CTX_free(p); }
@@ -31,62 +28,13 @@ struct KdfFree {
   void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
 };
 template <typename T>
-using Owned = std::unique_ptr<T, KdfFree>;
+using Owned = std::unique_ptr<T, EcFree>;
 
 constexpr std::string_view kKeyInfo = "hallmark-puf-v1 p256 key";
 constexpr size_t kScalarBytes = 48;  // 384 bits reduced mod a 256-bit order
 constexpr int kMaxCounter = 16;
 
 }  // namespace
-
-Result<SecretBytes> Hkdf(std::span<const uint8_t> ikm, std::span<const uint8_t> salt,
-                         std::string_view info, size_t length) {
-  Owned<EVP_KDF> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
-  if (!kdf) {
-    return OsslError("EVP_KDF_fetch(HKDF)");
-  }
-  Owned<EVP_KDF_CTX> ctx(EVP_KDF_CTX_new(kdf.get()));
-  if (!ctx) {
-    return OsslError("EVP_KDF_CTX_new");
-  }
-  // OSSL_PARAM takes non-const pointers but only reads these buffers. OpenSSL 3.0's HKDF
-  // refuses an empty salt or info parameter, so those are left out when empty (RFC 5869: an
-  // absent salt is a string of zeros).
-  std::vector<OSSL_PARAM> params = {
-      OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
-      OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(ikm.data()),
-                                        ikm.size()),
-  };
-  if (!salt.empty()) {
-    params.push_back(OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_SALT, const_cast<uint8_t*>(salt.data()), salt.size()));
-  }
-  if (!info.empty()) {
-    params.push_back(OSSL_PARAM_construct_octet_string(
-        OSSL_KDF_PARAM_INFO, const_cast<char*>(info.data()), info.size()));
-  }
-  params.push_back(OSSL_PARAM_construct_end());
-  std::vector<uint8_t> out(length);
-  if (EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1) {
-    OPENSSL_cleanse(out.data(), out.size());
-    return OsslError("HKDF-SHA-256");
-  }
-  SecretBytes secret(out);
-  OPENSSL_cleanse(out.data(), out.size());
-  return secret;
-}
-
-Result<Bytes> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data) {
-  Bytes mac(32);
-  size_t len = 0;
-  std::span<const uint8_t> k = key.bytes(SecretAccess::Grant());
-  if (EVP_Q_mac(nullptr, "HMAC", nullptr, "SHA256", nullptr, k.data(), k.size(), data.data(),
-                data.size(), mac.data(), mac.size(), &len) == nullptr ||
-      len != mac.size()) {
-    return OsslError("HMAC-SHA-256");
-  }
-  return mac;
-}
 
 Result<PrivateKey> DeriveP256Key(const SecretBytes& secret) {
   Owned<EC_GROUP> group(EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
@@ -98,8 +46,8 @@ Result<PrivateKey> DeriveP256Key(const SecretBytes& secret) {
   }
   const BIGNUM* order = EC_GROUP_get0_order(group.get());
   for (int counter = 0; counter < kMaxCounter; ++counter) {
-    auto wide = Hkdf(secret.bytes(SecretAccess::Grant()), {},
-                     std::string(kKeyInfo) + " " + std::to_string(counter), kScalarBytes);
+    const std::string info = std::string(kKeyInfo) + " " + std::to_string(counter);
+    auto wide = HkdfSha256(secret.bytes(SecretAccess::Grant()), {}, AsBytes(info), kScalarBytes);
     if (!wide) {
       return wide.error();
     }

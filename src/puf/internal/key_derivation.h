@@ -1,5 +1,5 @@
-// The cryptographic steps of the fuzzy extractor, all through OpenSSL: HKDF-SHA-256 from the
-// corrected response to a secret, HMAC-SHA-256 integrity tags, and the deterministic P-256 key.
+// The deterministic P-256 key of the fuzzy extractor, through OpenSSL (HKDF and HMAC come from
+// core/kdf.h).
 #ifndef HALLMARK_PUF_INTERNAL_KEY_DERIVATION_H_
 #define HALLMARK_PUF_INTERNAL_KEY_DERIVATION_H_
 
@@ -13,13 +13,6 @@
 #include "core/status.h"
 
 namespace hallmark::puf::internal {
-
-// Hkdf returns `length` bytes of HKDF-SHA-256 (RFC 5869) of `ikm` with `salt` and `info`.
-Result<SecretBytes> Hkdf(std::span<const uint8_t> ikm, std::span<const uint8_t> salt,
-                         std::string_view info, size_t length);
-
-// HmacSha256 returns HMAC-SHA-256 of `data` under `key`.
-Result<Bytes> HmacSha256(const SecretBytes& key, std::span<const uint8_t> data);
 
 // DeriveP256Key turns a 32-byte secret into a P-256 private key deterministically: HKDF
 // expands the secret with a counter to 384 bits, which are reduced modulo the group order n

@@ -1,5 +1,6 @@
-#include "enroll/internal/pkcs7.h"
+#include "core/pkcs7.h"
 
+#include <openssl/err.h>
 #include <openssl/pkcs7.h>
 
 #include <memory>
@@ -7,7 +8,7 @@
 #include "core/encoding.h"
 #include "core/ossl.h"
 
-namespace hallmark::enroll::internal {
+namespace hallmark {
 namespace {
 
 struct Pkcs7Free {
@@ -47,4 +48,31 @@ Result<std::string> EncodeCertsOnly(std::span<const Certificate> certs) {
   return out;
 }
 
-}  // namespace hallmark::enroll::internal
+Result<std::vector<Certificate>> DecodeCertsOnly(std::string_view base64) {
+  auto der = Base64Decode(base64);
+  if (!der || der->empty()) {
+    return Error(Code::kInvalidArgument, "not base64");
+  }
+  const unsigned char* p = der->data();
+  std::unique_ptr<PKCS7, Pkcs7Free> p7(d2i_PKCS7(nullptr, &p, static_cast<long>(der->size())));
+  if (!p7 || p != der->data() + der->size() || !PKCS7_type_is_signed(p7.get()) ||
+      p7->d.sign == nullptr) {
+    ERR_clear_error();
+    return Error(Code::kInvalidArgument, "not a DER PKCS#7 certs-only message");
+  }
+  std::vector<Certificate> out;
+  STACK_OF(X509)* certs = p7->d.sign->cert;
+  for (int i = 0; certs != nullptr && i < sk_X509_num(certs); ++i) {
+    auto cert = Certificate::FromNative(sk_X509_value(certs, i));
+    if (!cert) {
+      return cert.error();
+    }
+    out.push_back(std::move(*cert));
+  }
+  if (out.empty()) {
+    return Error(Code::kInvalidArgument, "a PKCS#7 certs-only message with no certificate");
+  }
+  return out;
+}
+
+}  // namespace hallmark
