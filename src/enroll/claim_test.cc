@@ -15,14 +15,10 @@ namespace {
 using ::hallmark::testing::HasError;
 using ::hallmark::testing::IsOk;
 using testing::EnrollTest;
+using testing::ErrorOf;
 using testing::FakeConnection;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::string ErrorOf(const server::HttpResponse& res) {
-  auto j = nlohmann::json::parse(res.body, nullptr, false);
-  return j.is_object() ? j.value("error", std::string()) : std::string();
-}
 
 class ClaimTest : public EnrollTest {
  protected:

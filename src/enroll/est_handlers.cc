@@ -1,6 +1,9 @@
 // EST (RFC 7030) on the device listener: cacerts, simpleenroll, simplereenroll.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/csr.h"
 #include "core/pkcs7.h"
 #include "enroll/internal/shared.h"
@@ -42,6 +45,22 @@ Result<Csr> ParseCsrBody(std::string_view body) {
   return csr ? csr : bad;
 }
 
+// IsPkcs10 is true for an absent Content-Type or application/pkcs10 (RFC 7030 section 4.2.1),
+// parameters and case ignored.
+bool IsPkcs10(std::string_view content_type) {
+  std::string_view media = content_type.substr(0, content_type.find(';'));
+  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) {
+    media.remove_suffix(1);
+  }
+  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) {
+    media.remove_prefix(1);
+  }
+  constexpr std::string_view kPkcs10 = "application/pkcs10";
+  return media.empty() ||
+         std::equal(media.begin(), media.end(), kPkcs10.begin(), kPkcs10.end(),
+                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+}
+
 // IssuableSerial returns the subject serialNumber for an operational certificate: the serial
 // the registry (or the IDevID) gives the device, else the CSR's, else the device ID.
 std::string IssuableSerial(const server::PeerIdentity& id, const Csr& csr) {
@@ -78,6 +97,10 @@ class EstEnrollHandler : public SharedHandler {
     const server::PeerIdentity& id = *client.identity;
     if (auto limited = Limit(shared().per_device, id.device_id, "for this device")) {
       return *limited;
+    }
+    if (!IsPkcs10(request.content_type)) {
+      return JsonError(415, std::string(what) + " takes Content-Type: application/pkcs10 (RFC 7030 "
+                                                "section 4.2.1), not " + request.content_type);
     }
     auto csr = ParseCsrBody(request.body);
     if (!csr) {

@@ -16,6 +16,7 @@ namespace {
 
 using ::hallmark::testing::IsOk;
 using testing::EnrollTest;
+using testing::ErrorOf;
 using testing::FakeConnection;
 using ::testing::HasSubstr;
 
@@ -44,7 +45,8 @@ class EstTest : public EnrollTest {
   }
 
   server::HttpResponse Enroll(std::string_view path, const FakeConnection& conn,
-                              const std::string& body, bool authenticated = true) {
+                              const std::string& body, bool authenticated = true,
+                              const std::string& content_type = "application/pkcs10") {
     std::optional<server::PeerIdentity> id;
     if (authenticated) {
       auto authorized = Identity(conn.leaf());
@@ -53,7 +55,7 @@ class EstTest : public EnrollTest {
         id = *authorized;
       }
     }
-    server::HttpRequest request{"POST", std::string(path), "application/pkcs10", body};
+    server::HttpRequest request{"POST", std::string(path), content_type, body};
     return Handler(path).Handle(request, conn.Context(id ? &*id : nullptr));
   }
 
@@ -148,6 +150,18 @@ TEST_F(EstTest, GarbageOrOversizedCsrIsRefused) {
       Enroll(device::kEstSimpleEnrollPath, conn, std::string(h.max_body_bytes() + 1, 'A')).status,
       413);
   EXPECT_EQ(Enroll(device::kEstSimpleEnrollPath, conn, CsrBody(device_)).status, 200);
+}
+
+TEST_F(EstTest, CsrUnderAnotherContentTypeIsRefusedAndPkcs10Works) {
+  FakeConnection conn(device_, clock_);
+  server::HttpResponse res = Enroll(device::kEstSimpleEnrollPath, conn, CsrBody(device_), true,
+                                    "application/x-www-form-urlencoded");
+  EXPECT_EQ(res.status, 415);
+  EXPECT_THAT(ErrorOf(res), HasSubstr("application/pkcs10"));
+  for (const char* type : {"application/pkcs10", "Application/PKCS10; charset=binary", ""}) {
+    EXPECT_EQ(Enroll(device::kEstSimpleEnrollPath, conn, CsrBody(device_), true, type).status, 200)
+        << type;
+  }
 }
 
 TEST_F(EstTest, RevokedDeviceCannotRenew) {

@@ -9,6 +9,11 @@
 
 namespace hallmark::enroll::testing {
 
+std::string ErrorOf(const server::HttpResponse& res) {
+  auto j = nlohmann::json::parse(res.body, nullptr, false);
+  return j.is_object() ? j.value("error", std::string()) : std::string();
+}
+
 FakeConnection::FakeConnection(const PrivateKey& key, const Clock& clock, std::string peer)
     : leaf_(*device::SelfSignedCertificate(key, clock)),
       peer_(std::move(peer)),

@@ -47,6 +47,9 @@ class FakeConnection {
   Bytes secret_;
 };
 
+// ErrorOf returns the "error" member of a JSON refusal, or "" if the body is not one.
+std::string ErrorOf(const server::HttpResponse& res);
+
 class EnrollTest : public ::testing::Test {
  protected:
   void SetUp() override;
