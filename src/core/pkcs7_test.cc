@@ -52,9 +52,8 @@ TEST_F(CertsOnlyTest, OpensslReadsWhatWeWrite) {
   ::hallmark::testing::TempDir tmp;
   std::string path = tmp / "certs.p7";
   ASSERT_THAT(WriteFileAtomic(path, std::string(der.begin(), der.end()), 0644), IsOk());
-  ASSERT_OK_AND_ASSIGN(ProcessResult r,
-                       RunProcess({"openssl", "pkcs7", "-inform", "DER", "-in", path,
-                                   "-print_certs", "-noout"}));
+  ASSERT_OK_AND_ASSIGN(ProcessResult r, RunProcess({"openssl", "pkcs7", "-inform", "DER", "-in",
+                                                    path, "-print_certs", "-noout"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("subject=CN = leaf"));
   EXPECT_THAT(r.out, HasSubstr("subject=CN = issuer"));

@@ -57,8 +57,9 @@ bool IsPkcs10(std::string_view content_type) {
   }
   constexpr std::string_view kPkcs10 = "application/pkcs10";
   return media.empty() ||
-         std::equal(media.begin(), media.end(), kPkcs10.begin(), kPkcs10.end(),
-                    [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; });
+         std::equal(media.begin(), media.end(), kPkcs10.begin(), kPkcs10.end(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
 }
 
 // IssuableSerial returns the subject serialNumber for an operational certificate: the serial
@@ -99,8 +100,10 @@ class EstEnrollHandler : public SharedHandler {
       return *limited;
     }
     if (!IsPkcs10(request.content_type)) {
-      return JsonError(415, std::string(what) + " takes Content-Type: application/pkcs10 (RFC 7030 "
-                                                "section 4.2.1), not " + request.content_type);
+      return JsonError(415, std::string(what) +
+                                " takes Content-Type: application/pkcs10 (RFC 7030 "
+                                "section 4.2.1), not " +
+                                request.content_type);
     }
     auto csr = ParseCsrBody(request.body);
     if (!csr) {

@@ -6,9 +6,9 @@
 #include "ca/issuer.h"
 #include "core/certificate_builder.h"
 #include "core/csr.h"
+#include "core/pkcs7.h"
 #include "core/subprocess.h"
 #include "device/enroll_client.h"
-#include "core/pkcs7.h"
 #include "enroll/testing/enroll_fixture.h"
 
 namespace hallmark::enroll {
@@ -78,8 +78,7 @@ TEST_F(EstTest, CaCertsIsABase64CertsOnlyMessageOfTheIssuingChain) {
 
 TEST_F(EstTest, CertsOnlyMessageIsReadByOpenssl) {
   // Interop: a tool nobody here wrote reads what we send.
-  ASSERT_OK_AND_ASSIGN(std::string body,
-                       EncodeCertsOnly(std::vector<Certificate>{ca_->root()}));
+  ASSERT_OK_AND_ASSIGN(std::string body, EncodeCertsOnly(std::vector<Certificate>{ca_->root()}));
   ASSERT_OK_AND_ASSIGN(Bytes der, Base64Decode(body));
   ASSERT_OK_AND_ASSIGN(ProcessResult p,
                        RunProcess({"openssl", "pkcs7", "-inform", "DER", "-print_certs", "-noout"},
