@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <string>
@@ -410,6 +412,21 @@ TEST_F(EnrollServeTest, CurlGetsAnOperationalCertificateOverEstAndRenewsWithIt) 
               Succeeds());
   EXPECT_NE(Openssl({"x509", "-in", P("op2.pem"), "-noout", "-serial"}).out,
             Openssl({"x509", "-in", P("op.pem"), "-noout", "-serial"}).out);
+  // Both are in the CA's issuance log.
+  ProcessResult issued_list = Hallmark({"ca", "--dir", P("ca"), "list", "--json"});
+  ASSERT_THAT(issued_list, Succeeds());
+  for (const char* pem : {"op.pem", "op2.pem"}) {
+    std::string serial = Openssl({"x509", "-in", P(pem), "-noout", "-serial"}).out;
+    serial = serial.substr(serial.find('=') + 1);
+    serial.erase(serial.find_last_not_of("\n") + 1);
+    std::transform(serial.begin(), serial.end(), serial.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    ASSERT_GE(serial.size(), 16u) << pem;
+    std::string listed = issued_list.out;
+    std::transform(listed.begin(), listed.end(), listed.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    EXPECT_THAT(listed, HasSubstr(serial)) << pem;
+  }
   // A new certificate is not a new device: the registry still has one record for the key.
   ProcessResult list = Registry({"list", "--json"});
   ASSERT_THAT(list, Succeeds());
