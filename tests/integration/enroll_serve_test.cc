@@ -476,6 +476,21 @@ TEST_F(EnrollServeTest, EstRefusesOtherKeysStrangersAndBadBodies) {
   EXPECT_EQ(Json(Registry({"list", "--json"})).value("count", -1), 1);
 }
 
+TEST_F(EnrollServeTest, DeviceClientEnrollsAndRenewsOnlyWhenDueUnlessForced) {
+  Keygen("dev1.key");
+  ASSERT_THAT(Claim("dev1.key", "S1"), Succeeds());
+  ASSERT_THAT(Device("dev1.key", {"enroll", "--out", P("op.pem")}), Succeeds());
+  const std::string first = Openssl({"x509", "-in", P("op.pem"), "-noout", "-serial"}).out;
+  ProcessResult early = Device("dev1.key", {"renew", "--cert", P("op.pem"), "--json"});
+  ASSERT_THAT(early, Succeeds());
+  EXPECT_FALSE(Json(early).value("renewed", true)) << early.out;
+  EXPECT_EQ(Openssl({"x509", "-in", P("op.pem"), "-noout", "-serial"}).out, first);
+  ASSERT_THAT(Device("dev1.key", {"renew", "--cert", P("op.pem"), "--force"}), Succeeds());
+  EXPECT_NE(Openssl({"x509", "-in", P("op.pem"), "-noout", "-serial"}).out, first);
+  // The renewed certificate is a credential on the device listener too.
+  EXPECT_THAT(Device("dev1.key", {"hello", "--cert", P("op.pem")}), Succeeds());
+}
+
 // --- A stock MQTT broker accepts the operational certificate ---
 
 // FreeLoopbackPort asks the kernel for a port no one listens on (mosquitto takes no port 0).
