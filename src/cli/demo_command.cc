@@ -339,9 +339,10 @@ Status Demo::Run() {
                  "the demo checks its certificates with the openssl command; install it "
                  "(apt-get install openssl)");
   }
-  for (auto step :
-       {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation, &Demo::Refusals,
-        &Demo::MakeRegistry, &Demo::StartServer, &Demo::Hellos, &Demo::TlsRefusals}) {
+  for (auto step : {&Demo::VerifyWithOpenssl, &Demo::PerCustomerTrust, &Demo::Revocation,
+                    &Demo::Refusals, &Demo::MakeRegistry, &Demo::StartServer, &Demo::Hellos,
+                    &Demo::TlsRefusals, &Demo::BatchClaims, &Demo::ClaimRefusals,
+                    &Demo::EngineerPresent, &Demo::OperationalCertificates}) {
     if (Status s = (this->*step)(); !s) {
       return s;
     }
@@ -353,7 +354,8 @@ Status Demo::Run() {
                                      "expected.")
             << "\nTry it yourself:\n  openssl x509 -in "
             << DevicePath(acme_devices_.front(), "cert.pem")
-            << " -noout -text\n  hallmark ca list --dir " << dir_ << "/ca\n";
+            << " -noout -text\n  hallmark ca list --dir " << dir_ << "/ca\n  hallmark batch --db "
+            << dir_ << "/registry.db --registrar-key " << dir_ << "/registrar.key list\n";
   return OkStatus();
 }
 

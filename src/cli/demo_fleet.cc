@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "cli/demo.h"
+#include "cli/enroll_config.h"
 #include "core/clock.h"
 #include "core/csr.h"
 #include "core/file.h"
@@ -119,8 +120,9 @@ Status Demo::StartServer() {
       !s) {
     return s;
   }
-  // The demo narrates; the server's own log would interleave with it.
-  spdlog::set_level(spdlog::level::warn);
+  // The demo narrates; the server's own log (which warns of each refused clone or CSR the demo
+  // sends) would interleave with it.
+  spdlog::set_level(spdlog::level::err);
   server::ServerConfig config;
   config.certificate = dir_ + "/server.pem";
   config.private_key = dir_ + "/server.key";
@@ -132,36 +134,63 @@ Status Demo::StartServer() {
                               {ca_->CustomerCertPath("acme")},
                               {dir_ + "/ca/customers/acme/crl.pem"}});
   config.listeners.push_back({{"127.0.0.1", 0}, "registry", {}, {}});
+  server::ListenerConfig field{{"127.0.0.1", 0}, "registry", {}, {}};
+  field.admit_unknown = true;
+  config.listeners.push_back(field);
   auto srv = server::Server::Create(config, directory_.get(), &SystemClock());
   if (!srv) {
     return srv.error();
   }
   server_ = std::move(*srv);
+  // The enrollment endpoints (docs/enrollment.md), mounted as `hallmark serve` mounts its
+  // [enroll] table. The server gets its own enrollment key: the registrar key stays offline.
+  auto enrollment = registry::RegistrarKey::Create(dir_ + "/enrollment.key", std::nullopt);
+  if (!enrollment) {
+    return enrollment.error();
+  }
+  enrollment_key_ = enrollment->Public();
+  enroll::EnrollConfig enroll;
+  enroll.registry_db = dir_ + "/registry.db";
+  enroll.registrar_public_key = dir_ + "/registrar.key.pub";
+  enroll.enrollment_key = dir_ + "/enrollment.key";
+  enroll.ca_dir = dir_ + "/ca";
+  enroll.ca_name = "acme";
+  // Every simulated device connects from 127.0.0.1, which the per-address limit would throttle.
+  enroll.rate_per_source = {1000.0, 1000.0};
+  if (auto s = MountEnrollHandlers(*server_, directory_.get(), enroll); !s) {
+    return s;
+  }
   if (auto s = server_->Start(); !s) {
     return s;
   }
   auto listeners = server_->Listeners();
   ca_port_ = listeners[0].endpoint.port;
   registry_port_ = listeners[1].endpoint.port;
+  enroll_port_ = listeners[2].endpoint.port;
   server_thread_ = std::thread([this]() { server_->Run(); });
   std::cout << "      ca policy       on 127.0.0.1:" << ca_port_
             << "  (anchor: ACME's intermediate, ACME's CRL)\n"
             << "      registry policy on 127.0.0.1:" << registry_port_
-            << "  (signed records, registrar public key only)\n";
+            << "  (signed records, registrar public key only)\n"
+            << "      enrollment      on 127.0.0.1:" << enroll_port_
+            << "  (registry policy; unknown keys may only claim or ask for approval)\n";
   return OkStatus();
+}
+
+device::ClientOptions Demo::Client(uint16_t port) {
+  device::ClientOptions options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  if (auto pin = ca_->CustomerCertificate("acme"); pin) {
+    options.trust.push_back(*pin);
+  }
+  options.timeout = std::chrono::milliseconds(5000);
+  return options;
 }
 
 bool Demo::Hello(const PrivateKey& key, const std::vector<Certificate>& chain, uint16_t port,
                  std::string* out_outcome) {
-  device::ClientOptions options;
-  options.host = "127.0.0.1";
-  options.port = port;
-  auto pin = ca_->CustomerCertificate("acme");
-  if (pin) {
-    options.trust.push_back(*pin);
-  }
-  options.timeout = std::chrono::milliseconds(5000);
-  auto reply = device::Get(key, chain, options, "/v1/hello");
+  auto reply = device::Get(key, chain, Client(port), "/v1/hello");
   if (!reply) {
     *out_outcome = "refused (" + reply.error().message() + ")";
     return false;
@@ -172,6 +201,17 @@ bool Demo::Hello(const PrivateKey& key, const std::vector<Certificate>& chain, u
                            body.value("policy", std::string("?")) + ")"
                      : "HTTP " + std::to_string(reply->status);
   return reply->status == 200;
+}
+
+std::optional<double> Demo::HelloUntil(const PrivateKey& key, const std::vector<Certificate>& chain,
+                                       uint16_t port, bool accepted, std::string* out_outcome) {
+  Stopwatch t;
+  for (int i = 0; i < 500; ++i) {
+    if (Hello(key, chain, port, out_outcome) == accepted) {
+      return t.Ms();
+    }
+  }
+  return std::nullopt;
 }
 
 Status Demo::Hellos() {
@@ -271,27 +311,24 @@ Status Demo::TlsRefusals() {
           {acme_issuer->certificate()}, ca_port_);
 
   // Revoke one extracted device in the registry: the server's cache refreshes within 50 ms.
-  auto registrar = registry::RegistrarKey::Load(dir_ + "/registrar.key", std::nullopt);
-  auto reg = registry::Registry::Open(dir_ + "/registry.db", &SystemClock());
-  if (!registrar || !reg) {
-    return !registrar ? registrar.error() : reg.error();
+  auto session = OpenRegistrar();
+  if (!session) {
+    return session.error();
   }
   const PrivateKey& victim = extracted_.back();
   auto victim_cert = device::SelfSignedCertificate(victim, SystemClock());
   if (!victim_cert) {
     return victim_cert.error();
   }
-  if (auto r = reg->Revoke(*registrar, victim.Public().DeviceId(), "reported stolen"); !r) {
+  if (auto r = session->registry.Revoke(session->registrar, victim.Public().DeviceId(),
+                                        "reported stolen");
+      !r) {
     return r.error();
   }
-  Stopwatch t;
-  bool refused = false;
-  for (int i = 0; i < 500 && !refused; ++i) {
-    refused = !Hello(victim, {*victim_cert}, registry_port_, &outcome);
-  }
-  Check("extracted device revoked in the registry", refused,
-        refused ? "refused " + std::to_string(static_cast<int>(t.Ms())) + " ms after revoke"
-                : "still accepted");
+  auto ms = HelloUntil(victim, {*victim_cert}, registry_port_, /*accepted=*/false, &outcome);
+  Check("extracted device revoked in the registry", ms.has_value(),
+        ms ? "refused " + std::to_string(static_cast<int>(*ms)) + " ms after revoke"
+           : "still accepted");
   std::cout << "      server metrics: " << server_->metrics().handshakes() << " handshakes, "
             << server_->metrics().failures(server::HandshakeFailure::kPolicyRejected)
             << " refused by policy\n";

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 
+#include "core/clock.h"
+
 namespace hallmark::cli {
 namespace {
 
@@ -147,6 +149,27 @@ Result<std::optional<enroll::EnrollConfig>> LoadEnrollConfig(const std::string& 
   c.max_claim_bytes = static_cast<size_t>(claim_bytes);
   c.max_csr_bytes = static_cast<size_t>(csr_bytes);
   return std::optional<enroll::EnrollConfig>(std::move(c));
+}
+
+Status MountEnrollHandlers(server::Server& server, registry::Directory* directory,
+                           const enroll::EnrollConfig& config) {
+  enroll::EnrollDeps deps;
+  deps.directory = directory;
+  deps.clock = &SystemClock();
+  server::Server* raw = &server;
+  // A claim's own handshake cached "not registered": drop it so the device's next connection
+  // is let in at once.
+  deps.on_enrolled = [raw](const std::string& id) { raw->ForgetDevice(id); };
+  auto handlers = enroll::MakeHandlers(config, deps);
+  if (!handlers) {
+    return handlers.error().WithContext("enroll");
+  }
+  for (auto& [path, handler] : *handlers) {
+    if (auto s = server.AddRoute(path, std::move(handler)); !s) {
+      return s;
+    }
+  }
+  return OkStatus();
 }
 
 }  // namespace hallmark::cli

@@ -8,6 +8,7 @@
 #include "core/status.h"
 #include "enroll/enroll.h"
 #include "server/config.h"
+#include "server/server.h"
 
 namespace hallmark::cli {
 
@@ -16,6 +17,13 @@ namespace hallmark::cli {
 // against the file's directory. kInvalidArgument names the key and the problem.
 Result<std::optional<enroll::EnrollConfig>> LoadEnrollConfig(const std::string& path,
                                                              const server::ServerConfig& server);
+
+// MountEnrollHandlers builds the endpoints of `config` (`enroll::MakeHandlers`) over the server's
+// registry view `directory` (may be null) and adds them to `server`, before `Start`. A device that
+// enrolled is dropped from the server's caches at once, so its next connection is let in.
+// Errors of MakeHandlers (with context "enroll") and of AddRoute.
+Status MountEnrollHandlers(server::Server& server, registry::Directory* directory,
+                           const enroll::EnrollConfig& config);
 
 }  // namespace hallmark::cli
 

@@ -136,21 +136,8 @@ Status Serve(Context& ctx, const std::string& config_path, const std::string& lo
     return enroll_config.error();
   }
   if (enroll_config->has_value()) {
-    enroll::EnrollDeps deps;
-    deps.directory = directory.get();
-    deps.clock = &SystemClock();
-    server::Server* raw_server = srv->get();
-    // A claim's own handshake cached "not registered": drop it so the device's next connection
-    // is let in at once.
-    deps.on_enrolled = [raw_server](const std::string& id) { raw_server->ForgetDevice(id); };
-    auto handlers = enroll::MakeHandlers(**enroll_config, deps);
-    if (!handlers) {
-      return handlers.error().WithContext("enroll");
-    }
-    for (auto& [path, handler] : *handlers) {
-      if (auto s = (*srv)->AddRoute(path, std::move(handler)); !s) {
-        return s;
-      }
+    if (auto s = MountEnrollHandlers(**srv, directory.get(), **enroll_config); !s) {
+      return s;
     }
   }
   if (auto s = (*srv)->Start(); !s) {

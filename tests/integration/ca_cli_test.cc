@@ -1031,9 +1031,24 @@ TEST(DemoTest, DemoRunsEndToEndWithEveryCheckOk) {
   EXPECT_EQ(j["devices_issued"], 5) << r.out;
   ASSERT_TRUE(j["checks"].is_array()) << r.out;
   EXPECT_GE(j["checks"].size(), 10u);
+  std::vector<std::string> names;
   for (const nlohmann::json& check : j["checks"]) {
     EXPECT_EQ(check["ok"], true) << check.dump();
+    names.push_back(check["check"]);
   }
+  // Enrollment in the field: batch claims and their refusals, operator approval, EST.
+  for (const char* expected :
+       {"claims: own key, secret proven on the TLS connection",
+        "claimed devices say hello with their own key", "claim with a wrong batch secret",
+        "clone: ", "claims 1 and 2 of a batch of 2", "claim 3 of a batch of 2",
+        "approval request", "pending device on /v1/hello", "operator compares the code",
+        "approved device on /v1/hello", "registry verify (claims", "cacerts + simpleenroll",
+        "operational certificate, openssl verify", "for another key",
+        "simpleenroll by a key nobody enrolled"}) {
+    EXPECT_THAT(names, ::testing::Contains(HasSubstr(expected))) << r.err;
+  }
+  EXPECT_EQ(j["enrollment"]["claimed"], 5) << j["enrollment"].dump();
+  EXPECT_EQ(j["enrollment"]["hellos"], 5) << j["enrollment"].dump();
 }
 
 TEST(DemoTest, DemoRefusesNonEmptyWorkspace) {
