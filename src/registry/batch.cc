@@ -1,5 +1,6 @@
 #include "registry/batch.h"
 
+#include "core/signature_memo.h"
 #include "registry/internal/canonical_text.h"
 #include "registry/record.h"
 
@@ -157,7 +158,8 @@ Status VerifyBatch(const PublicKey& registrar, const BatchDefinition& batch) {
   if (!text) {
     return text.error();
   }
-  if (batch.signer != kRegistrarSigner || !registrar.Verify(AsBytes(*text), batch.signature)) {
+  if (batch.signer != kRegistrarSigner ||
+      !SignatureMemo::Shared().Verify(registrar, AsBytes(*text), batch.signature)) {
     return Error(Code::kUnauthenticated, "batch " + batch.batch_id + " (log entry " +
                                              std::to_string(batch.seq) +
                                              ") is not signed by the registrar key");

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "core/encoding.h"
+#include "core/signature_memo.h"
 #include "registry/internal/canonical_text.h"
 
 namespace hallmark::registry {
@@ -285,7 +286,7 @@ Status VerifyRecord(const PublicKey& key, const DeviceRecord& record) {
   if (!text) {
     return text.error();
   }
-  if (auto s = key.Verify(AsBytes(*text), record.signature); !s) {
+  if (auto s = SignatureMemo::Shared().Verify(key, AsBytes(*text), record.signature); !s) {
     return Error(Code::kUnauthenticated,
                  "signature of device " + record.device_id + " (seq " + std::to_string(record.seq) +
                      ") does not verify with the " + record.signer + " key");

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/encoding.h"
+#include "core/signature_memo.h"
 #include "registry/record.h"
 
 namespace hallmark::registry {
@@ -79,7 +80,7 @@ Status SignTreeHead(const PrivateKey& key, TreeHead* head) {
 
 Status VerifyTreeHead(const PublicKey& key, const TreeHead& head) {
   std::string text = CanonicalTreeHead(head);
-  if (auto s = key.Verify(AsBytes(text), head.signature); !s) {
+  if (auto s = SignatureMemo::Shared().Verify(key, AsBytes(text), head.signature); !s) {
     return Error(Code::kUnauthenticated, "signature of the tree head of size " +
                                              std::to_string(head.tree_size) +
                                              " does not verify with the registrar key");
