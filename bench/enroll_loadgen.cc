@@ -62,6 +62,7 @@
 #include "core/ossl.h"
 #include "device/enroll_client.h"
 #include "device/tls_client.h"
+#include "proc_usage.h"
 
 namespace hallmark::bench {
 namespace {
@@ -74,64 +75,22 @@ constexpr size_t kMaxFailureReasons = 16;         // distinct reasons kept per w
 
 // --- The server process, seen through /proc -----------------------------------------------
 
-// CpuTicks returns utime + stime (fields 14 and 15 of /proc/PID/stat) of every thread of the
-// process, in clock ticks; nullopt if the process is gone.
-std::optional<uint64_t> CpuTicks(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-  const std::string stat{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) {
-    return std::nullopt;
-  }
-  std::istringstream fields(stat.substr(paren + 1));
-  std::vector<std::string> f{std::istream_iterator<std::string>(fields),
-                             std::istream_iterator<std::string>()};
-  if (f.size() < 13) {  // f[0] is field 3
-    return std::nullopt;
-  }
-  return std::strtoull(f[11].c_str(), nullptr, 10) + std::strtoull(f[12].c_str(), nullptr, 10);
-}
-
 // ServerCpuSeconds sums the CPU time of `pids`; nullopt if there are none or one is gone.
 std::optional<double> ServerCpuSeconds(const std::vector<int>& pids) {
-  if (pids.empty()) {
+  auto ticks = SumOver(pids, CpuTicks);
+  if (!ticks) {
     return std::nullopt;
   }
-  uint64_t ticks = 0;
-  for (int pid : pids) {
-    auto t = CpuTicks(pid);
-    if (!t) {
-      return std::nullopt;
-    }
-    ticks += *t;
-  }
-  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return TicksToSeconds(*ticks);
 }
 
-// RunQueueSeconds sums how long the threads of `pids` waited for a CPU while runnable (field 2
-// of /proc/PID/task/TID/schedstat): on a shared machine, the time other tenants held the core.
+// RunQueueSeconds sums how long the threads of `pids` waited for a CPU while runnable.
 std::optional<double> RunQueueSeconds(const std::vector<int>& pids) {
-  if (pids.empty()) {
+  auto ns = SumOver(pids, RunQueueNs);
+  if (!ns) {
     return std::nullopt;
   }
-  uint64_t ns = 0;
-  for (int pid : pids) {
-    std::error_code ec;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
-      std::ifstream in(task.path() / "schedstat");
-      uint64_t on_cpu = 0;
-      uint64_t waiting = 0;
-      if (in >> on_cpu >> waiting) {
-        ns += waiting;
-      }
-    }
-    if (ec) {
-      return std::nullopt;
-    }
-  }
-  return static_cast<double>(ns) / 1e9;
+  return static_cast<double>(*ns) / 1e9;
 }
 
 double ClientCpuSeconds() {
@@ -141,15 +100,6 @@ double ClientCpuSeconds() {
     return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) / 1e6;
   };
   return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-// Percentile is the nearest-rank percentile of sorted values.
-uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty()) {
-    return 0;
-  }
-  const auto rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
 // --- The load: threads, a warm-up and a measured window ------------------------------------

@@ -53,7 +53,7 @@
 #include <vector>
 
 #include "core/ossl.h"
-
+#include "proc_usage.h"
 
 namespace hallmark::bench {
 namespace {
@@ -93,67 +93,6 @@ struct Options {
 };
 
 // --- The server process, seen through /proc ---------------------------------------------------
-
-std::string ReadProcFile(int pid, const char* name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// CpuTicks returns utime + stime (fields 14 and 15 of /proc/PID/stat), which cover every thread
-// of the process, in clock ticks; nullopt if the process is gone.
-std::optional<uint64_t> CpuTicks(int pid) {
-  const std::string stat = ReadProcFile(pid, "stat");
-  // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) {
-    return std::nullopt;
-  }
-  std::istringstream fields(stat.substr(paren + 1));
-  std::string field;
-  uint64_t ticks = 0;
-  for (int index = 3; index <= 15 && (fields >> field); ++index) {
-    if (index >= 14) {
-      ticks += std::strtoull(field.c_str(), nullptr, 10);
-    }
-    if (index == 15) {
-      return ticks;
-    }
-  }
-  return std::nullopt;
-}
-
-// RssKiB returns VmRSS from /proc/PID/status; nullopt if the process is gone.
-std::optional<uint64_t> RssKiB(int pid) {
-  std::istringstream status(ReadProcFile(pid, "status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      return std::strtoull(line.c_str() + 6, nullptr, 10);
-    }
-  }
-  return std::nullopt;
-}
-
-// SumOver adds `probe` over every pid; nullopt if there are none or one is unreadable.
-std::optional<uint64_t> SumOver(const std::vector<int>& pids,
-                                const std::function<std::optional<uint64_t>(int)>& probe) {
-  if (pids.empty()) {
-    return std::nullopt;
-  }
-  uint64_t total = 0;
-  for (int pid : pids) {
-    auto v = probe(pid);
-    if (!v) {
-      return std::nullopt;
-    }
-    total += *v;
-  }
-  return total;
-}
-
-double TicksToSeconds(uint64_t ticks) {
-  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
 
 // --- HTTP response parsing ----------------------------------------------------------------
 
@@ -772,18 +711,6 @@ void RaiseFileLimit() {
     limit.rlim_cur = limit.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &limit);
   }
-}
-
-uint32_t Percentile(const std::vector<uint32_t>& sorted, double p) {
-  if (sorted.empty()) {
-    return 0;
-  }
-  const double rank = p * static_cast<double>(sorted.size());
-  size_t index = static_cast<size_t>(rank);
-  if (static_cast<double>(index) < rank) {
-    ++index;  // nearest rank: ceil(p * n), 1-based
-  }
-  return sorted[std::clamp<size_t>(index, 1, sorted.size()) - 1];
 }
 
 struct ServerUsage {
