@@ -23,6 +23,19 @@
 #   BENCH_IDLE_STEPS   client processes that open them one after another, each from its own
 #                      127.0.0.x source address; the slope is taken between the first and the
 #                      last step (default 2)
+#   BENCH_IDLE_SERVERS server processes per server under test for the idle figure (default 1:
+#                      the servers of the handshake runs). More: that many `hallmark serve`
+#                      processes sharing the port (reuse_port), nginx with that many workers
+#                      (`reuseport`), that many probes; past ~19,900 connections one process
+#                      runs out of descriptors, e.g. BENCH_IDLE=40000 BENCH_IDLE_STEPS=4
+#                      BENCH_IDLE_SERVERS=3
+#   BENCH_IDLE_TARGETS servers measured idle (default "hallmark nginx"); also "gnutls" and
+#                      "openssl": bench/gnutls_idle_probe, a minimal mutual-TLS server on GnuTLS
+#                      or OpenSSL (built where GnuTLS is installed)
+#   BENCH_HANDSHAKES   0: skip the handshake runs (idle figures only)
+#   BENCH_HALLMARK     the hallmark binary to run (default BUILD_DIR/hallmark), e.g. one built
+#                      with another HALLMARK_ALLOCATOR
+#   BENCH_HALLMARK_TLS lines for the [tls] table of every hallmark config, e.g. "resumption = false"
 #   BENCH_KEEP         1: keep the temporary directory (certificates, configs, logs, JSON)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -35,14 +48,23 @@ ROUNDS=${BENCH_ROUNDS:-1}
 DEVICES=${BENCH_DEVICES:-3}
 IDLE=${BENCH_IDLE:-2000}
 IDLE_STEPS=${BENCH_IDLE_STEPS:-2}
+IDLE_SERVERS=${BENCH_IDLE_SERVERS:-1}
+IDLE_TARGETS=${BENCH_IDLE_TARGETS:-hallmark nginx}
+HANDSHAKES=${BENCH_HANDSHAKES:-1}
+HALLMARK_TLS=${BENCH_HALLMARK_TLS:-}
 
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
   scripts/install-deps.sh --bench
   BUILD_DIR=$BUILD_DIR scripts/build.sh
 fi
 [[ $BUILD_DIR == /* ]] || BUILD_DIR=$PWD/$BUILD_DIR
-HALLMARK=$BUILD_DIR/hallmark
+HALLMARK=${BENCH_HALLMARK:-$BUILD_DIR/hallmark}
 LOADGEN=$BUILD_DIR/bench/hallmark_loadgen
+PROBE=$BUILD_DIR/bench/gnutls_idle_probe
+if [[ " $IDLE_TARGETS " =~ \ (gnutls|openssl)\  && ! -x $PROBE ]]; then
+  echo "bench-server: $PROBE is missing (needs libgnutls28-dev: install-deps.sh --bench)" >&2
+  exit 1
+fi
 for bin in "$HALLMARK" "$LOADGEN"; do
   [[ -x $bin ]] || { echo "bench-server: $bin is missing (build first)" >&2; exit 1; }
 done
@@ -127,6 +149,10 @@ hm registry --db reg.db --registrar-key registrar.key init
 hm registry --db reg.db --registrar-key registrar.key add --pubkey dev-1.pub \
   --serial ACME-000001 --owner ACME
 MAX_CONN=$((IDLE + 1000 > 10000 ? IDLE + 1000 : 10000))
+# tls_table: the [tls] table of every hallmark config (BENCH_HALLMARK_TLS), or nothing.
+tls_table() {
+  [[ -z $HALLMARK_TLS ]] || printf '[tls]\n%s\n' "$HALLMARK_TLS"
+}
 
 # --- hallmark: one worker thread, a ca listener (with the registry configured, so each
 # handshake also makes the registry lookup) and a registry listener.
@@ -143,6 +169,7 @@ db = "reg.db"
 registrar_public_key = "registrar.key.pub"
 [admin]
 listen = "127.0.0.1:0"
+$(tls_table)
 [[listener]]
 listen = "127.0.0.1:0"
 policy = "ca"
@@ -172,11 +199,11 @@ HM_ADMIN=$(grep -o '"admin":"[^"]*' hallmark.out | cut -d'"' -f4)
 # the vendor root (nginx has no partial-chain option), one worker. Own prefix, config, pid and
 # logs in $WORK; the system configuration is never read.
 mkdir -p nginx/tmp
-# nginx_server PORT EXTRA: one server block; EXTRA adds directives.
+# nginx_server PORT EXTRA [LISTEN]: one server block; EXTRA adds directives, LISTEN parameters.
 nginx_server() {
   cat <<EOF
   server {
-    listen 127.0.0.1:$1 ssl;
+    listen 127.0.0.1:$1 ssl${3:-};
     ssl_certificate $WORK/server.pem;
     ssl_certificate_key $WORK/server.key;
     ssl_protocols TLSv1.3;
@@ -267,22 +294,8 @@ load() {
   cat "$name.txt"
 }
 
-ROWS=()
-echo "== handshakes: ${DURATION}s each, concurrency $CONCURRENCY, servers on core 0, load on core 1"
-for round in $(seq "$ROUNDS"); do
-  load "hallmark-ca-$round" "$HM_CA_PORT" "$HM_PID"
-  load "nginx-$round" "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
-  load "nginx-notickets-$round" "$((NGINX_PORT + 1))" "$NGINX_PID $NGINX_WORKER"
-  ROWS+=("hallmark-ca-$round" "nginx-$round" "nginx-notickets-$round")
-done
-load hallmark-registry "$HM_REG_PORT" "$HM_PID"
-load hallmark-ca-resume "$HM_CA_PORT" "$HM_PID" --resume
-load nginx-resume "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER" --resume
-ROWS+=(hallmark-registry hallmark-ca-resume nginx-resume)
-# Threads or processes (issue 3: OpenSSL 3.0 threads share global locks): the ca listener served
-# by one process with two event-loop threads, then by two single-threaded processes sharing the
-# port with SO_REUSEPORT; all on core 0, so the figure is the CPU each handshake costs.
-# serve_variant NAME THREADS REUSE PORT: starts one hallmark process, prints its PID.
+# serve_variant NAME THREADS REUSE PORT [MAX_CONNECTIONS]: starts one hallmark process with a ca
+# listener on PORT and an admin listener on a free port, prints its PID.
 serve_variant() {
   cat >"$1.toml" <<EOF
 [server]
@@ -292,10 +305,13 @@ threads = $2
 reuse_port = $3
 [limits]
 idle_timeout_s = 900
-max_connections = $MAX_CONN
+max_connections = ${5:-$MAX_CONN}
 [registry]
 db = "reg.db"
 registrar_public_key = "registrar.key.pub"
+[admin]
+listen = "127.0.0.1:0"
+$(tls_table)
 [[listener]]
 listen = "127.0.0.1:$4"
 policy = "ca"
@@ -304,52 +320,248 @@ EOF
   taskset -c 0 "$HALLMARK" serve --config "$1.toml" >"$1.out" 2>"$1.log" &
   echo $!
 }
-for _ in 1 2 3 4 5; do
-  VPORT=$((20000 + RANDOM % 12000))
-  T2_PID=$(serve_variant hallmark-threads2 2 false "$VPORT")
-  PIDS+=("$T2_PID")
-  if wait_for_line hallmark-threads2.out '"ready"' "$T2_PID"; then
-    break
+
+ROWS=()
+if [[ $HANDSHAKES == 1 ]]; then
+  echo "== handshakes: ${DURATION}s each, concurrency $CONCURRENCY, servers on core 0, load on core 1"
+  for round in $(seq "$ROUNDS"); do
+    load "hallmark-ca-$round" "$HM_CA_PORT" "$HM_PID"
+    load "nginx-$round" "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
+    load "nginx-notickets-$round" "$((NGINX_PORT + 1))" "$NGINX_PID $NGINX_WORKER"
+    ROWS+=("hallmark-ca-$round" "nginx-$round" "nginx-notickets-$round")
+  done
+  load hallmark-registry "$HM_REG_PORT" "$HM_PID"
+  load hallmark-ca-resume "$HM_CA_PORT" "$HM_PID" --resume
+  load nginx-resume "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER" --resume
+  ROWS+=(hallmark-registry hallmark-ca-resume nginx-resume)
+  # Threads or processes (issue 3: OpenSSL 3.0 threads share global locks): the ca listener
+  # served by one process with two event-loop threads, then by two single-threaded processes
+  # sharing the port with SO_REUSEPORT; all on core 0, so the figure is the CPU each handshake
+  # costs.
+  for _ in 1 2 3 4 5; do
+    VPORT=$((20000 + RANDOM % 12000))
+    T2_PID=$(serve_variant hallmark-threads2 2 false "$VPORT")
+    PIDS+=("$T2_PID")
+    if wait_for_line hallmark-threads2.out '"ready"' "$T2_PID"; then
+      break
+    fi
+  done
+  load hallmark-ca-threads2 "$VPORT" "$T2_PID"
+  stop_pid "$T2_PID"
+  P1_PID=$(serve_variant hallmark-proc-a 1 true "$VPORT")
+  P2_PID=$(serve_variant hallmark-proc-b 1 true "$VPORT")
+  PIDS+=("$P1_PID" "$P2_PID")
+  if wait_for_line hallmark-proc-a.out '"ready"' "$P1_PID" &&
+    wait_for_line hallmark-proc-b.out '"ready"' "$P2_PID"; then
+    load hallmark-ca-procs2 "$VPORT" "$P1_PID $P2_PID"
   fi
-done
-load hallmark-ca-threads2 "$VPORT" "$T2_PID"
-stop_pid "$T2_PID"
-P1_PID=$(serve_variant hallmark-proc-a 1 true "$VPORT")
-P2_PID=$(serve_variant hallmark-proc-b 1 true "$VPORT")
-PIDS+=("$P1_PID" "$P2_PID")
-if wait_for_line hallmark-proc-a.out '"ready"' "$P1_PID" &&
-  wait_for_line hallmark-proc-b.out '"ready"' "$P2_PID"; then
-  load hallmark-ca-procs2 "$VPORT" "$P1_PID $P2_PID"
+  stop_pid "$P1_PID"
+  stop_pid "$P2_PID"
+  ROWS+=(hallmark-ca-threads2 hallmark-ca-procs2)
+  # One connection at a time: latency without queueing behind the other connections.
+  SHORT=$(awk -v d="$DURATION" 'BEGIN { print (d / 2 > 1) ? d / 2 : 1 }')
+  LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load hallmark-ca-c1 "$HM_CA_PORT" "$HM_PID"
+  LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load nginx-c1 "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
+  ROWS+=(hallmark-ca-c1 nginx-c1)
 fi
-stop_pid "$P1_PID"
-stop_pid "$P2_PID"
-ROWS+=(hallmark-ca-threads2 hallmark-ca-procs2)
-# One connection at a time: latency without queueing behind the other connections.
-SHORT=$(awk -v d="$DURATION" 'BEGIN { print (d / 2 > 1) ? d / 2 : 1 }')
-LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load hallmark-ca-c1 "$HM_CA_PORT" "$HM_PID"
-LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load nginx-c1 "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
-ROWS+=(hallmark-ca-c1 nginx-c1)
 METRICS=$(curl -s --max-time 5 "http://$HM_ADMIN/metrics" || true)
 
 # --- Idle connections
-# idle NAME PORT RSS_PID: opens BENCH_IDLE connections in BENCH_IDLE_STEPS client
-# processes, reads the server's VmRSS after each step, then closes them all.
+# A server under test is a group of processes listening on one port: GROUP_PORT, GROUP_PIDS
+# (whose VmRSS is summed), GROUP_ADMINS (hallmark's admin listeners, for /metrics) and
+# GROUP_PROBES (the probes' stdout files, for their stats lines), set by start_group.
+
+# stop_group: stops the processes of the current group.
+stop_group() {
+  local pid
+  for pid in $GROUP_PIDS; do
+    stop_pid "$pid"
+  done
+}
+
+# group_failed NAME LOG: reports a group that did not start (fails).
+group_failed() {
+  echo "bench-server: $1 did not start" >&2
+  cat "$2" >&2
+  return 1
+}
+
+# start_hallmark_group NAME COUNT: COUNT hallmark processes sharing a port (reuse_port).
+start_hallmark_group() {
+  local name=$1 count=$2 i pid ok
+  local per_process=$((IDLE / count + 2000 < 19500 ? IDLE / count + 2000 : 19500))
+  for _ in 1 2 3 4 5; do
+    GROUP_PORT=$((20000 + RANDOM % 12000))
+    GROUP_PIDS="" GROUP_ADMINS="" ok=1
+    for i in $(seq "$count"); do
+      pid=$(serve_variant "$name-$i" 1 true "$GROUP_PORT" "$per_process")
+      PIDS+=("$pid")
+      GROUP_PIDS+=" $pid"
+    done
+    for i in $(seq "$count"); do
+      pid=$(echo "$GROUP_PIDS" | awk -v i="$i" '{ print $i }')
+      if ! wait_for_line "$name-$i.out" '"ready"' "$pid"; then
+        ok=0
+      else
+        GROUP_ADMINS+=" $(grep -o '"admin":"[^"]*' "$name-$i.out" | cut -d'"' -f4)"
+      fi
+    done
+    [[ $ok == 0 ]] || return 0
+    stop_group
+  done
+  group_failed "$name" "$name-1.log"
+}
+
+# start_nginx_group NAME COUNT: nginx with COUNT workers, each with its own listening socket
+# (reuseport); the workers' VmRSS is summed (the master holds no connections).
+start_nginx_group() {
+  local name=$1 count=$2 master workers
+  mkdir -p "$name/tmp"
+  for _ in 1 2 3 4 5; do
+    GROUP_PORT=$((20000 + RANDOM % 12000))
+    cat >"$name/nginx.conf" <<EOF
+worker_processes $count;
+pid $WORK/$name/nginx.pid;
+error_log $WORK/$name/error.log warn;
+worker_rlimit_nofile $(ulimit -n);
+events {
+  worker_connections 19500;
+}
+http {
+  access_log off;
+  client_body_temp_path $WORK/$name/tmp/body;
+  proxy_temp_path $WORK/$name/tmp/proxy;
+  fastcgi_temp_path $WORK/$name/tmp/fastcgi;
+  uwsgi_temp_path $WORK/$name/tmp/uwsgi;
+  scgi_temp_path $WORK/$name/tmp/scgi;
+  keepalive_timeout 900s;
+$(nginx_server "$GROUP_PORT" "" " reuseport")
+}
+EOF
+    taskset -c 0 nginx -p "$WORK/$name" -c "$WORK/$name/nginx.conf" -e "$WORK/$name/error.log" \
+      -g 'daemon off;' &
+    master=$!
+    PIDS+=("$master")
+    for _ in $(seq 50); do
+      GROUP_PIDS=$(cat "/proc/$master/task/$master/children" 2>/dev/null || true)
+      if [[ $(echo "$GROUP_PIDS" | wc -w) -ge $count ]] &&
+        curl -s -o /dev/null --max-time 2 --cacert ca/root.pem --cert dev-1.pem \
+          --key dev-1.key "https://localhost:$GROUP_PORT/v1/hello"; then
+        GROUP_PIDS=$(cat "/proc/$master/task/$master/children")
+        read -ra workers <<<"$GROUP_PIDS"
+        PIDS+=("${workers[@]}")
+        return 0
+      fi
+      kill -0 "$master" 2>/dev/null || break
+      sleep 0.1
+    done
+    stop_pid "$master"
+  done
+  group_failed "$name" "$name/error.log"
+}
+
+# start_probe_group NAME TLS COUNT: COUNT gnutls_idle_probe processes (--tls TLS) on one port.
+start_probe_group() {
+  local name=$1 tls=$2 count=$3 i pid ok
+  for _ in 1 2 3 4 5; do
+    GROUP_PORT=$((20000 + RANDOM % 12000))
+    GROUP_PIDS="" GROUP_PROBES="" ok=1
+    for i in $(seq "$count"); do
+      taskset -c 0 "$PROBE" --tls "$tls" --port "$GROUP_PORT" --reuse-port --cert server.pem \
+        --key server.key --ca ca/customers/acme/ca.pem --duration 1800 \
+        >"$name-$i.out" 2>"$name-$i.log" &
+      pid=$!
+      PIDS+=("$pid")
+      GROUP_PIDS+=" $pid"
+      GROUP_PROBES+=" $name-$i.out"
+      wait_for_line "$name-$i.out" '"ready"' "$pid" || ok=0
+    done
+    [[ $ok == 0 ]] || return 0
+    stop_group
+  done
+  group_failed "$name" "$name-1.log"
+}
+
+# start_group TARGET: the server group for one BENCH_IDLE_TARGETS entry. With one server process,
+# hallmark and nginx are the servers of the handshake runs.
+start_group() {
+  GROUP_ADMINS="" GROUP_PROBES=""
+  case $1 in
+    hallmark)
+      if [[ $IDLE_SERVERS == 1 ]]; then
+        GROUP_PORT=$HM_CA_PORT GROUP_PIDS=$HM_PID GROUP_ADMINS=$HM_ADMIN
+      else
+        start_hallmark_group idle-hallmark "$IDLE_SERVERS"
+      fi
+      ;;
+    nginx)
+      if [[ $IDLE_SERVERS == 1 ]]; then
+        GROUP_PORT=$NGINX_PORT GROUP_PIDS=$NGINX_WORKER
+      else
+        start_nginx_group idle-nginx "$IDLE_SERVERS"
+      fi
+      ;;
+    gnutls | openssl) start_probe_group "idle-$1" "$1" "$IDLE_SERVERS" ;;
+    *)
+      echo "bench-server: unknown BENCH_IDLE_TARGETS entry $1" >&2
+      return 1
+      ;;
+  esac
+}
+
+# group_rss: the summed VmRSS of GROUP_PIDS, in KiB.
+group_rss() {
+  local pid total=0
+  for pid in $GROUP_PIDS; do
+    total=$((total + $(rss_kib "$pid")))
+  done
+  echo "$total"
+}
+
+# server_view: what the servers themselves say they hold, to check that the idle connections
+# are really up and authenticated: established sockets on the server's port (ss), and hallmark's
+# /metrics (open connections, successful handshakes) or the probes' last stats line.
+server_view() {
+  local established admin metrics active=0 handshakes=0 out
+  established=$(ss -Htn state established "( sport = :$GROUP_PORT )" | wc -l)
+  for admin in $GROUP_ADMINS; do
+    metrics=$(curl -s --max-time 5 "http://$admin/metrics" || true)
+    active=$((active + $(echo "$metrics" | awk '/^hallmark_connections_active / { print $2 }')))
+    handshakes=$((handshakes + $(echo "$metrics" |
+      awk '/^hallmark_handshakes_total/ { n += $2 } END { print n + 0 }')))
+  done
+  for out in $GROUP_PROBES; do
+    active=$((active + $(grep '"stats"' "$out" | tail -1 | grep -o '"open":[0-9]*' | cut -d: -f2)))
+    handshakes=$((handshakes + $(grep '"stats"' "$out" | tail -1 |
+      grep -o '"handshakes":[0-9]*' | cut -d: -f2)))
+  done
+  if [[ -n $GROUP_ADMINS$GROUP_PROBES ]]; then
+    echo "server: $established established, $active open, $handshakes handshakes accepted" \
+      "since start"
+  else
+    echo "server: $established established"
+  fi
+}
+
+# idle NAME: opens BENCH_IDLE connections to the current group in BENCH_IDLE_STEPS client
+# processes, reads the servers' summed VmRSS after each step, then closes them all. A connection
+# counts once its client got 200 for GET /v1/hello over it.
 IDLE_ROWS=()
 idle() {
-  local name=$1 port=$2 rss_pid=$3
+  local name=$1
   local per=$((IDLE / IDLE_STEPS)) held=0 step pid
   local counts=() rss=() clients=()
   counts+=(0)
-  rss+=("$(rss_kib "$rss_pid")")
+  rss+=("$(group_rss)")
   for step in $(seq "$IDLE_STEPS"); do
-    taskset -c 1 "$LOADGEN" --connect "127.0.0.1:$port" --source "127.0.0.$((10 + step))" \
-      --cert dev-1.pem --key dev-1.key --cafile ca/root.pem --concurrency "$CONCURRENCY" \
-      --idle "$per" --hold 600 --duration 120 --label "$name-idle-$step" \
-      >"$name-idle-$step.json" 2>"$name-idle-$step.txt" &
+    taskset -c 1 "$LOADGEN" --connect "127.0.0.1:$GROUP_PORT" \
+      --source "127.0.0.$((10 + step))" --cert dev-1.pem --key dev-1.key --cafile ca/root.pem \
+      --concurrency "$CONCURRENCY" --idle "$per" --hold 900 --duration 300 \
+      --label "$name-idle-$step" >"$name-idle-$step.json" 2>"$name-idle-$step.txt" &
     pid=$!
     PIDS+=("$pid")
     clients+=("$pid")
-    if ! wait_for_line "$name-idle-$step.json" '"holding"' "$pid" 130; then
+    if ! wait_for_line "$name-idle-$step.json" '"holding"' "$pid" 310; then
       echo "bench-server: idle step $step against $name did not complete" >&2
       cat "$name-idle-$step.txt" >&2
       break
@@ -357,7 +569,9 @@ idle() {
     held=$((held + $(jget "$name-idle-$step.json" idle)))
     sleep 1  # let the server finish the last handshakes' cleanup before reading VmRSS
     counts+=("$held")
-    rss+=("$(rss_kib "$rss_pid")")
+    rss+=("$(group_rss)")
+    echo "  $name step $step: $held held (hello answered 200), $(server_view)," \
+      "RSS ${rss[-1]} KiB"
   done
   for pid in "${clients[@]}"; do
     stop_pid "$pid"
@@ -366,56 +580,67 @@ idle() {
   local first=1
   [[ $n -gt 2 ]] || first=0
   IDLE_ROWS+=("$(awk -v name="$name" -v c0="${counts[$first]}" -v c1="${counts[$n - 1]}" \
-    -v r0="${rss[$first]}" -v r1="${rss[$n - 1]}" -v base="${rss[0]}" -v held="$held" 'BEGIN {
+    -v r0="${rss[$first]}" -v r1="${rss[$n - 1]}" -v base="${rss[0]}" -v held="$held" \
+    -v procs="$(echo "$GROUP_PIDS" | wc -w)" 'BEGIN {
       slope = (c1 > c0) ? (r1 - r0) / (c1 - c0) : 0
-      printf "%-16s %9d %11d %11d %9d..%-6d %10.1f\n", name, held, base, r1, c0, c1, slope }')")
+      printf "%-16s %5d %9d %11d %11d %9d..%-6d %10.1f\n", name, procs, held, base, r1, c0, c1,
+             slope }')")
 }
 if [[ $IDLE -gt 0 ]]; then
-  echo "== idle connections: $IDLE per server in $IDLE_STEPS steps"
-  idle hallmark "$HM_CA_PORT" "$HM_PID"
-  idle nginx "$NGINX_PORT" "$NGINX_WORKER"
+  echo "== idle connections: $IDLE per server in $IDLE_STEPS steps, $IDLE_SERVERS server" \
+    "process(es) each"
+  for target in $IDLE_TARGETS; do
+    start_group "$target"
+    idle "$target"
+    if [[ $IDLE_SERVERS != 1 || $target == gnutls || $target == openssl ]]; then
+      stop_group
+    fi
+  done
 fi
 
 # --- Report
-echo
-echo "== Server CPU per mutual-TLS 1.3 handshake + GET /v1/hello (lower is better)"
-echo "   (full handshakes, except the -resume rows, which reuse sessions the server offers)"
-printf "%-22s %5s %9s %6s %7s %7s %7s %7s %7s %7s %7s %9s %7s\n" run conc completed failed \
-  rate/s p50_ms p90_ms p99_ms max_ms srv_cpu lg_cpu us/hello resumed
-for r in "${ROWS[@]}"; do
-  f=$r.json
-  [[ -s $f ]] || { echo "$r: no result (see $r.txt)"; continue; }
-  awk -v r="$r" -v conc="$(jget "$f" concurrency)" -v c="$(jget "$f" completed)" \
-    -v fl="$(jget "$f" failed)" -v lg="$(jget "$f" client_cpu_s)" -v t="$(jget "$f" elapsed_s)" \
-    -v rate="$(jget "$f" rate_per_s)" -v p50="$(jget "$f" latency_us_p50)" \
-    -v p90="$(jget "$f" latency_us_p90)" -v p99="$(jget "$f" latency_us_p99)" \
-    -v mx="$(jget "$f" latency_us_max)" -v u="$(jget "$f" server_cpu_util)" \
-    -v us="$(jget "$f" server_cpu_us_per_handshake)" -v res="$(jget "$f" resumed)" 'BEGIN {
-      printf "%-22s %5d %9d %6d %7.0f %7.2f %7.2f %7.2f %7.2f %6.0f%% %6.0f%% %9.0f %7d\n",
-             r, conc, c, fl, rate, p50 / 1000, p90 / 1000, p99 / 1000, mx / 1000, 100 * u,
-             (t > 0 ? 100 * lg / t : 0), us, res }'
-done
-for round in $(seq "$ROUNDS"); do
-  awk -v h="$(jget "hallmark-ca-$round.json" server_cpu_us_per_handshake)" \
-    -v n="$(jget "nginx-$round.json" server_cpu_us_per_handshake)" \
-    -v t="$(jget "nginx-notickets-$round.json" server_cpu_us_per_handshake)" \
-    -v round="$round" 'BEGIN {
-      if (h > 0) printf "ratio nginx/hallmark (ca policy), round %d: %.2fx" \
-        " (nginx without session tickets: %.2fx)\n", round, n / h, t / h }'
-done
-awk -v h="$(jget hallmark-registry.json server_cpu_us_per_handshake)" \
-  -v n="$(jget nginx-1.json server_cpu_us_per_handshake)" 'BEGIN {
-    if (h > 0) printf "ratio nginx/hallmark (registry policy): %.2fx\n", n / h }'
-if [[ $(jget hallmark-ca-resume.json resumed) == 0 ]]; then
-  echo "hallmark resumed no session (offered: $(jget hallmark-ca-resume.json sessions_offered))"
+if [[ ${#ROWS[@]} -gt 0 ]]; then
+  echo
+  echo "== Server CPU per mutual-TLS 1.3 handshake + GET /v1/hello (lower is better)"
+  echo "   (full handshakes, except the -resume rows, which reuse sessions the server offers)"
+  printf "%-22s %5s %9s %6s %7s %7s %7s %7s %7s %7s %7s %9s %7s\n" run conc completed failed \
+    rate/s p50_ms p90_ms p99_ms max_ms srv_cpu lg_cpu us/hello resumed
+  for r in "${ROWS[@]}"; do
+    f=$r.json
+    [[ -s $f ]] || { echo "$r: no result (see $r.txt)"; continue; }
+    awk -v r="$r" -v conc="$(jget "$f" concurrency)" -v c="$(jget "$f" completed)" \
+      -v fl="$(jget "$f" failed)" -v lg="$(jget "$f" client_cpu_s)" -v t="$(jget "$f" elapsed_s)" \
+      -v rate="$(jget "$f" rate_per_s)" -v p50="$(jget "$f" latency_us_p50)" \
+      -v p90="$(jget "$f" latency_us_p90)" -v p99="$(jget "$f" latency_us_p99)" \
+      -v mx="$(jget "$f" latency_us_max)" -v u="$(jget "$f" server_cpu_util)" \
+      -v us="$(jget "$f" server_cpu_us_per_handshake)" -v res="$(jget "$f" resumed)" 'BEGIN {
+        printf "%-22s %5d %9d %6d %7.0f %7.2f %7.2f %7.2f %7.2f %6.0f%% %6.0f%% %9.0f %7d\n",
+               r, conc, c, fl, rate, p50 / 1000, p90 / 1000, p99 / 1000, mx / 1000, 100 * u,
+               (t > 0 ? 100 * lg / t : 0), us, res }'
+  done
+  for round in $(seq "$ROUNDS"); do
+    awk -v h="$(jget "hallmark-ca-$round.json" server_cpu_us_per_handshake)" \
+      -v n="$(jget "nginx-$round.json" server_cpu_us_per_handshake)" \
+      -v t="$(jget "nginx-notickets-$round.json" server_cpu_us_per_handshake)" \
+      -v round="$round" 'BEGIN {
+        if (h > 0) printf "ratio nginx/hallmark (ca policy), round %d: %.2fx" \
+          " (nginx without session tickets: %.2fx)\n", round, n / h, t / h }'
+  done
+  awk -v h="$(jget hallmark-registry.json server_cpu_us_per_handshake)" \
+    -v n="$(jget nginx-1.json server_cpu_us_per_handshake)" 'BEGIN {
+      if (h > 0) printf "ratio nginx/hallmark (registry policy): %.2fx\n", n / h }'
+  if [[ $(jget hallmark-ca-resume.json resumed) == 0 ]]; then
+    echo "hallmark resumed no session (offered: $(jget hallmark-ca-resume.json sessions_offered))"
+  fi
+  echo "hallmark /metrics, whole run:" \
+    "$(echo "$METRICS" | grep -E '^hallmark_(handshakes|handshake_failures)_total' |
+      grep -v ' 0$' | tr '\n' ' ')"
 fi
-echo "hallmark /metrics, whole run:" \
-  "$(echo "$METRICS" | grep -E '^hallmark_(handshakes|handshake_failures)_total' |
-    grep -v ' 0$' | tr '\n' ' ')"
 if [[ ${#IDLE_ROWS[@]} -gt 0 ]]; then
   echo
   echo "== Server RSS per idle authenticated connection (slope between the step counts)"
-  printf "%-16s %9s %11s %11s %17s %10s\n" server held rss0_KiB rss_KiB slope_over KiB/conn
+  printf "%-16s %5s %9s %11s %11s %17s %10s\n" server procs held rss0_KiB rss_KiB slope_over \
+    KiB/conn
   printf "%s\n" "${IDLE_ROWS[@]}"
 fi
 echo

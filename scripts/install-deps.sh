@@ -20,9 +20,10 @@ PACKAGES=(
   openssl sqlite3 procps curl mosquitto mosquitto-clients
 )
 
-# --bench also installs the peers the benchmarks compare against (nginx, cfssl).
+# --bench also installs the peers the benchmarks compare against (nginx, cfssl, GnuTLS for the
+# idle-memory probe).
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(nginx golang-cfssl)
+  PACKAGES+=(nginx golang-cfssl libgnutls28-dev)
 fi
 
 SUDO=""

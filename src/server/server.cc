@@ -199,12 +199,12 @@ class HelloHandler : public Handler {
   }
 };
 
-// HandshakeFailureOf maps a failed handshake to a metrics reason.
-HandshakeFailure HandshakeFailureOf(const Connection& c) {
+// HandshakeFailureOf maps a failed handshake (with the policy's decision, if it ran) to a metrics
+// reason.
+HandshakeFailure HandshakeFailureOf(const Connection& c, const HandshakeOutcome* outcome) {
   if (c.timed_out) {
     return HandshakeFailure::kTimeout;
   }
-  const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
   if (outcome != nullptr && !outcome->identity.has_value()) {
     return HandshakeFailure::kPolicyRejected;
   }
@@ -244,6 +244,15 @@ class ServerImpl : public Server {
  private:
   awaitable<void> Accept(Worker* worker, size_t index);
   awaitable<void> Serve(tcp::socket socket, Listener* listener);
+  // Connect and Decide are Serve's steps before and after the handshake. They are plain
+  // functions so that their temporaries stay out of the coroutine frame, which an idle
+  // connection keeps for as long as it is open.
+  std::shared_ptr<Connection> Connect(tcp::socket& socket, Listener* listener,
+                                      std::string& peer);
+  // Decide turns a finished handshake into the connection's identity. False: close the
+  // connection (logged and counted here).
+  bool Decide(Connection& c, Listener* listener, Io io, std::chrono::steady_clock::time_point start,
+              const std::string& peer, std::optional<PeerIdentity>& identity);
   // ServeRequest reads, authorizes, routes and answers one request. False: close the connection.
   awaitable<bool> ServeRequest(Connection& c, Listener* listener, const PeerIdentity* identity,
                                const std::string& peer);
@@ -502,33 +511,28 @@ awaitable<void> ServerImpl::Accept(Worker* worker, size_t index) {
   }
 }
 
-awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
-  struct Closer {
-    Metrics* m;
-    ~Closer() { m->ConnectionClosed(); }
-  } closer{&metrics_};
+std::shared_ptr<Connection> ServerImpl::Connect(tcp::socket& socket, Listener* listener,
+                                                std::string& peer) {
   beast::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
-  const std::string peer = ec ? std::string("unknown")
-                              : remote.address().to_string() + ":" + std::to_string(remote.port());
+  peer = ec ? std::string("unknown")
+            : remote.address().to_string() + ":" + std::to_string(remote.port());
   socket.non_blocking(true, ec);
   auto tls = TlsConnection::New(listener->tls.get(), socket.native_handle());
   if (ec || !tls) {
     spdlog::warn("event=connection_setup_failed peer={} detail=\"{}\"", peer,
                  tls ? ec.message() : tls.error().message());
-    co_return;
+    return nullptr;
   }
-  auto shared = std::make_shared<Connection>(std::move(socket), std::move(*tls));
-  Connection& c = *shared;
-  const auto start = std::chrono::steady_clock::now();
-  Arm(shared, config_.handshake_timeout);
-  Io io;
-  while ((io = c.tls.Handshake()) == Io::kWantRead || io == Io::kWantWrite) {
-    if (!co_await Wait(c, io)) {
-      break;
-    }
-  }
-  std::optional<PeerIdentity> identity;
+  return std::make_shared<Connection>(std::move(socket), std::move(*tls));
+}
+
+bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
+                        std::chrono::steady_clock::time_point start, const std::string& peer,
+                        std::optional<PeerIdentity>& identity) {
+  // The policy's decision leaves the TLS session: the identity moves to the caller and the rest
+  // is freed before the connection goes idle.
+  std::unique_ptr<HandshakeOutcome> decided = TakeOutcome(c.tls.native());
   std::string rejection;
   if (io == Io::kDone && c.tls.resumed()) {
     // A resumed session carries no certificate exchange: decide again on the session's
@@ -540,13 +544,9 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
     } else {
       rejection = id.error().message();
     }
-  } else if (io == Io::kDone) {
-    const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
-    if (outcome != nullptr && outcome->identity.has_value()) {
-      identity = outcome->identity;
-    }
+  } else if (io == Io::kDone && decided != nullptr && decided->identity.has_value()) {
+    identity = std::move(decided->identity);
   }
-  const HandshakeOutcome* decided = OutcomeOf(c.tls.native());
   // A listener that admits unknown devices serves them the endpoints open to everyone (claims,
   // pending approval) when the handshake itself succeeded, i.e. the client holds the
   // certificate's key. Resumed sessions of such clients are admitted the same way.
@@ -557,23 +557,48 @@ awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
     spdlog::info("event=unknown_device_admitted peer={} policy={} detail=\"{}\"", peer,
                  listener->policy->name(),
                  !rejection.empty() ? rejection : (decided != nullptr ? decided->rejection : ""));
-  } else if (!identity.has_value()) {
+    return true;
+  }
+  if (!identity.has_value()) {
     HandshakeFailure why = io == Io::kDone ? HandshakeFailure::kPolicyRejected
-                                           : HandshakeFailureOf(c);
-    const HandshakeOutcome* outcome = OutcomeOf(c.tls.native());
+                                           : HandshakeFailureOf(c, decided.get());
     if (rejection.empty()) {
-      rejection = outcome != nullptr ? outcome->rejection
+      rejection = decided != nullptr ? decided->rejection
                                      : (c.timed_out ? "handshake timed out" : c.tls.ErrorText());
     }
     metrics_.HandshakeFailed(why);
     spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", peer,
                  listener->policy->name(), HandshakeFailureName(why), rejection);
+    return false;
+  }
+  metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
+  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
+                identity->policy, identity->device_id, c.tls.resumed());
+  return true;
+}
+
+awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
+  struct Closer {
+    Metrics* m;
+    ~Closer() { m->ConnectionClosed(); }
+  } closer{&metrics_};
+  std::string peer;
+  auto shared = Connect(socket, listener, peer);
+  if (shared == nullptr) {
     co_return;
   }
-  if (identity.has_value()) {
-    metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
-    spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
-                  identity->policy, identity->device_id, c.tls.resumed());
+  Connection& c = *shared;
+  const auto start = std::chrono::steady_clock::now();
+  Arm(shared, config_.handshake_timeout);
+  Io io;
+  while ((io = c.tls.Handshake()) == Io::kWantRead || io == Io::kWantWrite) {
+    if (!co_await Wait(c, io)) {
+      break;
+    }
+  }
+  std::optional<PeerIdentity> identity;
+  if (!Decide(c, listener, io, start, peer, identity)) {
+    co_return;
   }
 
   for (;;) {

@@ -86,8 +86,11 @@ int VerifyPeer(X509_STORE_CTX* store_ctx, void* arg) {
 
 }  // namespace
 
-const HandshakeOutcome* OutcomeOf(SSL* ssl) {
-  return static_cast<const HandshakeOutcome*>(SSL_get_ex_data(ssl, OutcomeIndex()));
+std::unique_ptr<HandshakeOutcome> TakeOutcome(SSL* ssl) {
+  std::unique_ptr<HandshakeOutcome> outcome(
+      static_cast<HandshakeOutcome*>(SSL_get_ex_data(ssl, OutcomeIndex())));
+  SSL_set_ex_data(ssl, OutcomeIndex(), nullptr);
+  return outcome;
 }
 
 Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,

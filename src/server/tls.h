@@ -45,9 +45,10 @@ Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
                                            const PrivateKey& key,
                                            const PeerVerification* verification);
 
-// OutcomeOf returns the policy's decision for `ssl`'s handshake, or nullptr if the policy never
-// ran (no client certificate, protocol error, or a resumed session).
-const HandshakeOutcome* OutcomeOf(SSL* ssl);
+// TakeOutcome removes the policy's decision from `ssl` and returns it: nullptr if the policy never
+// ran (no client certificate, protocol error, or a resumed session). The connection keeps no copy,
+// so an idle connection does not pay for what only its handshake needed.
+std::unique_ptr<HandshakeOutcome> TakeOutcome(SSL* ssl);
 
 // SessionOptions: TLS 1.3 resumption. The server keeps resumable sessions in a bounded in-memory
 // cache and hands each client one ticket that only names its cache entry (no session state
