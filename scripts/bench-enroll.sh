@@ -65,56 +65,14 @@ done
 for tool in cfssl taskset curl openssl; do
   command -v "$tool" >/dev/null || { echo "bench-enroll: $tool missing" >&2; exit 1; }
 done
-if [[ $(nproc) -lt 2 ]]; then
-  echo "bench-enroll: needs 2 cores (servers on core 0, load on core 1)" >&2
-  exit 1
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/hallmark-bench-enroll.XXXXXX")
-PIDS=()  # every process this script started, stopped by PID on exit
-
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    stop_pid "$pid"
-  done
-  wait 2>/dev/null || true
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-    echo "bench-enroll: kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
+BENCH_NAME=bench-enroll
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_require_cores
+trap bench_cleanup EXIT
 trap 'echo "bench-enroll: failed at line $LINENO" >&2' ERR
-
-# jget FILE KEY prints a top-level number or string from the loadgen's one-line JSON.
-jget() {
-  { grep -o "\"$2\":[^,}]*" "$1" 2>/dev/null || true; } | head -1 | cut -d: -f2- | tr -d '"'
-}
-
-# wait_for_line FILE PATTERN PID: until FILE holds PATTERN (at most 60 s, or until PID exits).
-wait_for_line() {
-  for _ in $(seq 600); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-hm() { "$HALLMARK" "$@" >/dev/null; }
 
 echo "== bench-enroll: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$(openssl version | cut -d' ' -f1-2), cfssl $(cfssl version 2>/dev/null | head -1 |

@@ -71,61 +71,17 @@ done
 for tool in nginx taskset curl openssl; do
   command -v "$tool" >/dev/null || { echo "bench-server: $tool missing" >&2; exit 1; }
 done
-if [[ $(nproc) -lt 2 ]]; then
-  echo "bench-server: needs 2 cores (server on core 0, load on core 1)" >&2
-  exit 1
-fi
 
-# Each connection takes a descriptor on both sides; the machine's hard limit may be the cap.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 WORK=$(mktemp -d /tmp/hallmark-bench-server.XXXXXX)
-PIDS=()  # every process this script started, stopped by PID on exit
-
-stop_pid() {
-  local pid=$1
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]}"; do
-    stop_pid "$pid"
-  done
-  wait 2>/dev/null || true
-  if [[ ${BENCH_KEEP:-0} == 1 ]]; then
-    echo "bench-server: kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
+BENCH_NAME=bench-server
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+bench_require_cores
+trap bench_cleanup EXIT
 trap 'echo "bench-server: failed at line $LINENO" >&2' ERR
 
-# jget FILE KEY prints a top-level number or string from the loadgen's one-line JSON.
-jget() {
-  { grep -o "\"$2\":[^,}]*" "$1" 2>/dev/null || true; } | head -1 | cut -d: -f2- | tr -d '"'
-}
-
-# wait_for_line FILE PATTERN PID [SECONDS]: until FILE holds PATTERN (at most SECONDS, default
-# 60, or until PID exits).
-wait_for_line() {
-  for _ in $(seq $((${4:-60} * 10))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
-hm() { "$HALLMARK" "$@" >/dev/null; }
 
 echo "== bench-server: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)," \
   "$(openssl version | cut -d' ' -f1-2), $(nginx -v 2>&1 | cut -d' ' -f3)"
