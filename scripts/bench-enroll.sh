@@ -238,7 +238,7 @@ for r in "${ROWS[@]}"; do
     -v crypto="$(crypto_of "$r" protocol)" -v impl="$(crypto_of "$r" implemented)" \
     -v wait="$(jget "$f" server_runqueue_us_per_op)" -v threads="$THREADS" \
     -v early="$(jget "$f" ended_early)" 'BEGIN {
-      idle = (rate > 0 && r !~ /^cfssl/) ? sprintf("%.0f", threads * 1e6 / rate - us - wait) : "-"
+      idle = (rate > 0 && r !~ /^cfssl/) ? sprintf("%.0f", 2 * threads * 1e6 / rate - us - wait) : "-"
       printf "%-10s %4d %9d %6d %7.0f %7.2f %7.2f %6.0f%% %7.0f %7.0f %7s" \
              " %5.0f %4.1f%% %5.0f %4.1f%% %7.1f%%%s\n", r, conc, c, fl, rate, p50 / 1000,
              p99 / 1000, 100 * u, us, wait, idle,
@@ -247,8 +247,10 @@ for r in "${ROWS[@]}"; do
              (early == "true" ? "  (devices used up: short window)" : "") }'
 done
 echo "(per request, us: us/op the server's CPU; wait/op its threads' wait for a core while"
-echo " runnable, i.e. other tenants on core 0; idle/op the rest of its $THREADS worker thread(s)'"
-echo " time, blocked in fdatasync or waiting for requests)"
+echo " runnable: other tenants on core 0, and its event loops and blocking-pool threads waiting"
+echo " for each other on that one core; idle/op the rest of its $((2 * THREADS)) threads' time"
+echo " ($THREADS event loop(s), $THREADS pool thread(s) for the endpoints that commit to disk):"
+echo " blocked in fdatasync or waiting for requests)"
 awk -v claim="$(jget crypto.json claim_us)" \
   -v claim_impl="$(jget crypto.json claim_implemented_us)" \
   -v est="$(jget crypto.json est_us)" -v est_impl="$(jget crypto.json est_implemented_us)" \

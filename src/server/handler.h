@@ -63,6 +63,11 @@ class Handler {
   // authenticated_only: when true (the default) the route is only reachable by clients the
   // listener's policy accepted; others get 403 without reaching Handle.
   virtual bool authenticated_only() const { return true; }
+  // blocking: Handle may wait for the disk (a transaction's fsync) or other slow I/O. The server
+  // then runs it on a small pool of its own threads instead of the connection's event loop, so
+  // other connections' handshakes and requests do not wait behind it. Handle must be
+  // thread-safe either way.
+  virtual bool blocking() const { return false; }
   virtual HttpResponse Handle(const HttpRequest& request, const ClientContext& client) = 0;
 };
 

@@ -6,10 +6,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <csignal>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -60,7 +60,7 @@ struct Connection {
   asio::steady_timer deadline;
   bool timed_out = false;
   uint32_t generation = 0;  // of the armed deadline
-  std::string read_ahead;  // bytes of the next pipelined request(s), usually empty
+  std::string read_ahead;   // bytes of the next pipelined request(s), usually empty
 };
 
 // Arm (re)starts the connection's deadline: when it fires, the pending wait ends. The handler
@@ -247,8 +247,7 @@ class ServerImpl : public Server {
   // Connect and Decide are Serve's steps before and after the handshake. They are plain
   // functions so that their temporaries stay out of the coroutine frame, which an idle
   // connection keeps for as long as it is open.
-  std::shared_ptr<Connection> Connect(tcp::socket& socket, Listener* listener,
-                                      std::string& peer);
+  std::shared_ptr<Connection> Connect(tcp::socket& socket, Listener* listener, std::string& peer);
   // Decide turns a finished handshake into the connection's identity. False: close the
   // connection (logged and counted here).
   bool Decide(Connection& c, Listener* listener, Io io, std::chrono::steady_clock::time_point start,
@@ -272,6 +271,10 @@ class ServerImpl : public Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::unique_ptr<tcp::acceptor> admin_;  // on the first worker
+  // blocking_ runs the handlers that wait for the disk (Handler::blocking) off the event loops,
+  // one thread per loop. Declared last: stopped and joined before the workers, whose loops its
+  // completions resume, are destroyed.
+  std::unique_ptr<asio::thread_pool> blocking_;
 };
 
 Status ServerImpl::Init(registry::Directory* directory) {
@@ -352,6 +355,7 @@ Status ServerImpl::Init(registry::Directory* directory) {
   for (int i = 0; i < threads; ++i) {
     workers_.push_back(std::make_unique<Worker>());
   }
+  blocking_ = std::make_unique<asio::thread_pool>(static_cast<size_t>(threads));
   return OkStatus();
 }
 
@@ -469,6 +473,10 @@ void ServerImpl::Run() {
   for (auto& t : threads) {
     t.join();
   }
+  // Handlers still running finish; their answers go to the stopped loops and are dropped.
+  if (blocking_) {
+    blocking_->join();
+  }
 }
 
 void ServerImpl::Stop() {
@@ -560,8 +568,8 @@ bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
     return true;
   }
   if (!identity.has_value()) {
-    HandshakeFailure why = io == Io::kDone ? HandshakeFailure::kPolicyRejected
-                                           : HandshakeFailureOf(c, decided.get());
+    HandshakeFailure why =
+        io == Io::kDone ? HandshakeFailure::kPolicyRejected : HandshakeFailureOf(c, decided.get());
     if (rejection.empty()) {
       rejection = decided != nullptr ? decided->rejection
                                      : (c.timed_out ? "handshake timed out" : c.tls.ErrorText());
@@ -572,8 +580,8 @@ bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
     return false;
   }
   metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
-  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer,
-                identity->policy, identity->device_id, c.tls.resumed());
+  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer, identity->policy,
+                identity->device_id, c.tls.resumed());
   return true;
 }
 
@@ -658,8 +666,8 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
     co_return co_await refuse(411, "send the body with a Content-Length");
   }
   if (head.content_length().value_or(0) > body_limit) {
-    co_return co_await refuse(413, body_limit == 0 ? "this endpoint takes no request body"
-                                                   : "request body too large");
+    co_return co_await refuse(
+        413, body_limit == 0 ? "this endpoint takes no request body" : "request body too large");
   }
 
   http::request_parser<http::string_body> full(std::move(head));
@@ -707,7 +715,16 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
                                          size_t length) {
       return c.tls.ExportKeyingMaterial(label, context, length);
     };
-    res = handler->Handle(request, client);
+    if (handler->blocking()) {
+      // The coroutine waits on the pool's answer; the connection is touched by nothing else
+      // meanwhile (its deadline timer only cancels the socket, which the handler does not use).
+      res = co_await asio::co_spawn(
+          blocking_->get_executor(),
+          [&]() -> awaitable<HttpResponse> { co_return handler->Handle(request, client); },
+          use_awaitable);
+    } else {
+      res = handler->Handle(request, client);
+    }
   }
   metrics_.Request(res.status);
   const bool keep = keep_alive && !res.close;

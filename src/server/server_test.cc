@@ -10,7 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <thread>
 
 #include "core/certificate_builder.h"
@@ -75,12 +78,14 @@ class KeepAliveClient {
   bool resumed() const { return SSL_session_reused(ssl_.get()) == 1; }
   // Session returns the session to resume later (after a response: tickets arrive after the
   // handshake).
-  OsslPtr<SSL_SESSION> Session() const { return OsslPtr<SSL_SESSION>(SSL_get1_session(ssl_.get())); }
+  OsslPtr<SSL_SESSION> Session() const {
+    return OsslPtr<SSL_SESSION>(SSL_get1_session(ssl_.get()));
+  }
   // Exporter is this connection's TLS exporter value for `label` and an empty context.
   std::string Exporter(const std::string& label) {
     unsigned char out[32];
-    SSL_export_keying_material(ssl_.get(), out, sizeof(out), label.data(), label.size(), nullptr,
-                               0, 1);
+    SSL_export_keying_material(ssl_.get(), out, sizeof(out), label.data(), label.size(), nullptr, 0,
+                               1);
     return HexEncode(out);
   }
   ~KeepAliveClient() {
@@ -179,6 +184,45 @@ class ExporterHandler : public Handler {
   }
 };
 
+// Gate holds a handler until the test opens it.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<bool> entered{false};
+  void Open() {
+    std::lock_guard<std::mutex> lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+// BlockingHandler stands for an endpoint that waits for the disk: it runs off the event loop
+// and answers once the gate opens.
+class BlockingHandler : public Handler {
+ public:
+  explicit BlockingHandler(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+  bool blocking() const override { return true; }
+  HttpResponse Handle(const HttpRequest&, const ClientContext&) override {
+    gate_->entered = true;
+    std::unique_lock<std::mutex> lock(gate_->mu);
+    gate_->cv.wait(lock, [this] { return gate_->open; });
+    HttpResponse res;
+    res.content_type = "text/plain";
+    res.body = "done";
+    return res;
+  }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+};
+
+// BlockingExporterHandler is ExporterHandler run on the server's blocking pool.
+class BlockingExporterHandler : public ExporterHandler {
+ public:
+  bool blocking() const override { return true; }
+};
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -202,12 +246,18 @@ class ServerTest : public ::testing::Test {
     server_ = std::move(*server);
     ASSERT_THAT(server_->AddRoute("/test/exporter", std::make_unique<ExporterHandler>()), IsOk());
     ASSERT_THAT(server_->AddRoute("/test/open", std::make_unique<OpenHandler>()), IsOk());
+    ASSERT_THAT(server_->AddRoute("/test/blocking", std::make_unique<BlockingHandler>(gate_)),
+                IsOk());
+    ASSERT_THAT(
+        server_->AddRoute("/test/exporter-off-loop", std::make_unique<BlockingExporterHandler>()),
+        IsOk());
     ASSERT_THAT(server_->Start(), IsOk());
     port_ = server_->Listeners()[0].endpoint.port;
     open_port_ = server_->Listeners()[1].endpoint.port;
     thread_ = std::thread([this]() { server_->Run(); });
   }
   void TearDown() override {
+    gate_->Open();  // a failed test must not leave a handler waiting: Run joins the pool
     server_->Stop();
     thread_.join();
   }
@@ -218,6 +268,7 @@ class ServerTest : public ::testing::Test {
   std::thread thread_;
   uint16_t port_ = 0;
   uint16_t open_port_ = 0;  // admits unknown devices to open endpoints
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
   PrivateKey device_ = *PrivateKey::Generate(KeyType::kP256);
   Certificate device_cert_ = SelfSigned(device_, "device", false);
 };
@@ -303,11 +354,36 @@ TEST_F(ServerTest, HandlerSeesTheClientsOwnTlsExporter) {
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
   const std::string label = "EXPORTER-hallmark-test";
-  ASSERT_TRUE(client.Send("POST /test/exporter HTTP/1.1\r\nHost: x\r\nContent-Length: " +
-                          std::to_string(label.size()) + "\r\n\r\n" + label));
-  auto res = client.Receive();
+  // On the event loop and, for a blocking handler, on the server's pool.
+  for (const char* path : {"/test/exporter", "/test/exporter-off-loop"}) {
+    ASSERT_TRUE(client.Send(std::string("POST ") + path +
+                            " HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                            std::to_string(label.size()) + "\r\n\r\n" + label));
+    auto res = client.Receive();
+    EXPECT_EQ(res.status, 200) << path;
+    EXPECT_EQ(res.body, client.Exporter(label)) << path;
+  }
+}
+
+// An endpoint waiting for the disk runs off the event loop: with one loop, other devices'
+// handshakes and hellos go on while it waits, and its own answer comes when it is done.
+TEST_F(ServerTest, BlockingHandlerDoesNotStallOtherConnections) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  KeepAliveClient slow;
+  ASSERT_TRUE(slow.Connect(port_, device_, device_cert_));
+  ASSERT_TRUE(slow.Send("GET /test/blocking HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(Eventually([this] { return gate_->entered.load(); }));
+  for (int i = 0; i < 3; ++i) {
+    KeepAliveClient other;
+    ASSERT_TRUE(other.Connect(port_, device_, device_cert_));
+    EXPECT_EQ(other.Get(), 200);
+  }
+  gate_->Open();
+  auto res = slow.Receive();
   EXPECT_EQ(res.status, 200);
-  EXPECT_EQ(res.body, client.Exporter(label));
+  EXPECT_EQ(res.body, "done");
+  // The connection goes on serving after the handler came back from the pool.
+  EXPECT_EQ(slow.Get(), 200);
 }
 
 TEST_F(ServerTest, OversizedBodyIsRefusedWith413) {
@@ -355,9 +431,8 @@ TEST_F(ServerTest, UnknownDeviceIsRefusedOnAListenerThatDoesNotAdmitIt) {
   client.Connect(port_, device_, device_cert_);
   EXPECT_EQ(client.Get(), 0);
   // The alert reaches the client before the server's loop counts the failure.
-  EXPECT_TRUE(Eventually([&]() {
-    return server_->metrics().failures(HandshakeFailure::kPolicyRejected) == 1u;
-  }));
+  EXPECT_TRUE(Eventually(
+      [&]() { return server_->metrics().failures(HandshakeFailure::kPolicyRejected) == 1u; }));
 }
 
 }  // namespace

@@ -142,6 +142,8 @@ class SharedHandler : public server::Handler {
 
   size_t max_body_bytes() const override { return max_body_; }
   bool authenticated_only() const override { return authenticated_only_; }
+  // The POST endpoints commit to the registry or the issuance log (an fsync each).
+  bool blocking() const override { return method_ == "POST"; }
   server::HttpResponse Handle(const server::HttpRequest& request,
                               const server::ClientContext& client) final;
 
