@@ -570,9 +570,27 @@ TEST_F(EnrollServeTest, OperationalCertificateAuthenticatesAgainstMosquitto) {
   ASSERT_TRUE(up) << ReadText(P("mosquitto.log"));
 
   auto publish = [&](const std::string& cert) {
-    return RunCommand({"mosquitto_pub", "-h", "127.0.0.1", "-p", std::to_string(port), "--cafile",
-                       P("mqtt-ca.pem"), "--cert", cert, "--key", P("dev1.key"), "-t",
-                       "hallmark/S1", "-m", "hello", "-q", "1", "-d"});
+    // `timeout` bounds a client that would wait forever for an answer (a broken broker).
+    return RunCommand({"timeout",
+                       "30",
+                       "mosquitto_pub",
+                       "-h",
+                       "127.0.0.1",
+                       "-p",
+                       std::to_string(port),
+                       "--cafile",
+                       P("mqtt-ca.pem"),
+                       "--cert",
+                       cert,
+                       "--key",
+                       P("dev1.key"),
+                       "-t",
+                       "hallmark/S1",
+                       "-m",
+                       "hello",
+                       "-q",
+                       "1",
+                       "-d"});
   };
   ProcessResult ok = publish(P("op.pem"));
   EXPECT_THAT(ok, Succeeds()) << ReadText(P("mosquitto.log"));
