@@ -276,7 +276,7 @@ echo "4 KiB write + fdatasync in the work dir, before the load: p50" \
   "after the EST runs: p50 $(jget fsync-after.json fdatasync_4k_us_p50) us, p99" \
   "$(jget fsync-after.json fdatasync_4k_us_p99) us"
 echo "  (each claim and each issuance commits its own SQLite transaction, WAL, synchronous=FULL:"
-echo "  one fdatasync per request, no group commit; the worker thread waits for it)"
+echo "  one fdatasync per request, no group commit; a blocking-pool thread, not the event loop, waits for it)"
 awk -v hr="$(jget est.json rate_per_s)" -v hc="$(jget est.json server_cpu_us_per_op)" \
   -v cr="$(jget cfssl.json rate_per_s)" -v cc="$(jget cfssl.json server_cpu_us_per_op)" 'BEGIN {
     if (hr > 0 && cr > 0 && hc > 0 && cc > 0)
