@@ -32,6 +32,8 @@ using tcp = asio::ip::tcp;
 using Io = TlsConnection::Io;
 
 constexpr size_t kReadChunk = 4096;
+// kMaxLingerBytes bounds what a refused request may still send before the connection closes.
+constexpr uint64_t kMaxLingerBytes = uint64_t{1} << 20;
 
 // Listener is one device endpoint: its policy and TLS context.
 struct Listener {
@@ -146,6 +148,22 @@ awaitable<beast::error_code> Parse(Connection& c, beast::flat_buffer& buffer, Pa
     }
     if (!co_await ReadMore(c, buffer)) {
       co_return asio::error::eof;
+    }
+  }
+}
+
+// Linger reads and discards what the client still sends after a refusal: up to `expected` bytes
+// (the body it announced; at most kMaxLingerBytes), until it closes or the request's deadline.
+// Closing a socket with unread data makes the kernel reset the connection, and a client still
+// sending its body would lose the answer it had not read yet (nginx's "lingering close").
+awaitable<void> Linger(Connection& c, beast::flat_buffer& buffer, uint64_t expected) {
+  const uint64_t limit = std::min<uint64_t>(expected, kMaxLingerBytes);
+  uint64_t drained = 0;
+  for (;;) {
+    drained += buffer.size();
+    buffer.consume(buffer.size());
+    if (drained >= limit || !co_await ReadMore(c, buffer)) {
+      co_return;
     }
   }
 }
@@ -637,10 +655,14 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
     buffer.commit(c.read_ahead.size());
     std::string().swap(c.read_ahead);
   }
-  auto refuse = [&](int status, std::string_view message) -> awaitable<bool> {
+  // refuse answers with an error and closes, after reading what the client still sends of a
+  // body (`unread` bytes) so that it gets to read the answer.
+  auto refuse = [&](int status, std::string_view message, uint64_t unread) -> awaitable<bool> {
     metrics_.Request(status);
     HttpResponse res = JsonError(status, message);
-    co_await WriteAll(c, Serialize(res, 11, false));
+    if (co_await WriteAll(c, Serialize(res, 11, false))) {
+      co_await Linger(c, buffer, unread);
+    }
     co_return false;
   };
 
@@ -650,7 +672,7 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
   auto ec = co_await Parse(
       c, buffer, head, [](const auto& p) { return p.is_header_done(); }, size_t{header_limit} + 1);
   if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-    co_return co_await refuse(431, "request header too large");
+    co_return co_await refuse(431, "request header too large", kMaxLingerBytes);
   }
   if (ec) {
     co_return false;  // closed, timed out or not HTTP: nothing useful to answer
@@ -663,11 +685,12 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
   const size_t body_limit = handler != nullptr ? handler->max_body_bytes() : 0;
   // Bodies are framed by Content-Length only, checked against the route before any is read.
   if (head.chunked()) {
-    co_return co_await refuse(411, "send the body with a Content-Length");
+    co_return co_await refuse(411, "send the body with a Content-Length", kMaxLingerBytes);
   }
   if (head.content_length().value_or(0) > body_limit) {
     co_return co_await refuse(
-        413, body_limit == 0 ? "this endpoint takes no request body" : "request body too large");
+        413, body_limit == 0 ? "this endpoint takes no request body" : "request body too large",
+        *head.content_length());
   }
 
   http::request_parser<http::string_body> full(std::move(head));

@@ -399,6 +399,20 @@ TEST_F(ServerTest, OversizedBodyIsRefusedWith413) {
   EXPECT_EQ(hello.Receive().status, 413);
 }
 
+// A client that sends a large body before reading the answer (curl does) still gets its 413:
+// the server reads and discards the body it refused instead of resetting the connection.
+TEST_F(ServerTest, RefusedLargeBodyStillGetsItsAnswer) {
+  directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
+  for (size_t size : {size_t{64} * 1024, size_t{512} * 1024}) {
+    KeepAliveClient client;
+    ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
+    ASSERT_TRUE(client.Send("POST /test/exporter HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                            std::to_string(size) + "\r\n\r\n" + std::string(size, 'x')))
+        << size;
+    EXPECT_EQ(client.Receive().status, 413) << size;
+  }
+}
+
 TEST_F(ServerTest, RouteCannotBeAddedTwice) {
   EXPECT_THAT(server_->AddRoute("/v1/hello", std::make_unique<ExporterHandler>()),
               HasError(Code::kAlreadyExists, ::testing::_));
