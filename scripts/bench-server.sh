@@ -110,22 +110,31 @@ tls_table() {
   [[ -z $HALLMARK_TLS ]] || printf '[tls]\n%s\n' "$HALLMARK_TLS"
 }
 
-# --- hallmark: one worker thread, a ca listener (with the registry configured, so each
-# handshake also makes the registry lookup) and a registry listener.
-cat >hallmark.toml <<EOF
+# config_head THREADS REUSE_PORT MAX_CONNECTIONS: the tables every hallmark config shares (the
+# registry is configured, so each handshake also makes the registry lookup).
+config_head() {
+  cat <<EOF
 [server]
 certificate = "server.pem"
 private_key = "server.key"
-threads = 1
+threads = $1
+reuse_port = $2
 [limits]
 idle_timeout_s = 900
-max_connections = $MAX_CONN
+max_connections = $3
 [registry]
 db = "reg.db"
 registrar_public_key = "registrar.key.pub"
 [admin]
 listen = "127.0.0.1:0"
 $(tls_table)
+EOF
+}
+
+# --- hallmark: one worker thread, a ca listener and a registry listener.
+{
+  config_head 1 false "$MAX_CONN"
+  cat <<EOF
 [[listener]]
 listen = "127.0.0.1:0"
 policy = "ca"
@@ -134,6 +143,7 @@ anchors = ["ca/customers/acme/ca.pem"]
 listen = "127.0.0.1:0"
 policy = "registry"
 EOF
+} >hallmark.toml
 taskset -c 0 "$HALLMARK" serve --config hallmark.toml >hallmark.out 2>hallmark.log &
 HM_PID=$!
 PIDS+=("$HM_PID")
@@ -253,26 +263,15 @@ load() {
 # serve_variant NAME THREADS REUSE PORT [MAX_CONNECTIONS]: starts one hallmark process with a ca
 # listener on PORT and an admin listener on a free port, prints its PID.
 serve_variant() {
-  cat >"$1.toml" <<EOF
-[server]
-certificate = "server.pem"
-private_key = "server.key"
-threads = $2
-reuse_port = $3
-[limits]
-idle_timeout_s = 900
-max_connections = ${5:-$MAX_CONN}
-[registry]
-db = "reg.db"
-registrar_public_key = "registrar.key.pub"
-[admin]
-listen = "127.0.0.1:0"
-$(tls_table)
+  {
+    config_head "$2" "$3" "${5:-$MAX_CONN}"
+    cat <<EOF
 [[listener]]
 listen = "127.0.0.1:$4"
 policy = "ca"
 anchors = ["ca/customers/acme/ca.pem"]
 EOF
+  } >"$1.toml"
   taskset -c 0 "$HALLMARK" serve --config "$1.toml" >"$1.out" 2>"$1.log" &
   echo $!
 }

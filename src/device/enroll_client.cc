@@ -107,7 +107,7 @@ Result<ServerReply> ParseHttp(std::string_view raw) {
 // device::Exchange) and parses the reply.
 Result<ServerReply> Send(const PrivateKey& key, std::span<const Certificate> chain,
                          const ClientOptions& o,
-                             const std::function<Result<ClientRequest>(SSL*)>& prepare) {
+                         const std::function<Result<ClientRequest>(SSL*)>& prepare) {
   auto raw = device::Exchange(key, chain, o, prepare);
   if (!raw) {
     return raw.error();
@@ -222,10 +222,8 @@ std::string ComparisonCode(const PublicKey& key) {
 
 Result<std::vector<Certificate>> ParseCertsOnly(std::string_view body) {
   auto certs = DecodeCertsOnly(body);
-  if (!certs) {
-    return Error(Code::kInvalidArgument, "EST response: " + certs.error().message());
-  }
-  return certs;
+  return certs ? certs
+               : Result<std::vector<Certificate>>(certs.error().WithContext("EST response"));
 }
 
 int64_t RenewalTime(const Certificate& cert) {

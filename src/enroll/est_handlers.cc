@@ -2,7 +2,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cctype>
+#include <boost/beast/core/string.hpp>
 
 #include "core/csr.h"
 #include "core/pkcs7.h"
@@ -49,17 +49,11 @@ Result<Csr> ParseCsrBody(std::string_view body) {
 // parameters and case ignored.
 bool IsPkcs10(std::string_view content_type) {
   std::string_view media = content_type.substr(0, content_type.find(';'));
-  while (!media.empty() && (media.back() == ' ' || media.back() == '\t')) {
-    media.remove_suffix(1);
-  }
-  while (!media.empty() && (media.front() == ' ' || media.front() == '\t')) {
-    media.remove_prefix(1);
-  }
-  constexpr std::string_view kPkcs10 = "application/pkcs10";
-  return media.empty() ||
-         std::equal(media.begin(), media.end(), kPkcs10.begin(), kPkcs10.end(), [](char a, char b) {
-           return std::tolower(static_cast<unsigned char>(a)) == b;
-         });
+  const size_t first = media.find_first_not_of(" \t");
+  media = first == std::string_view::npos
+              ? std::string_view()
+              : media.substr(first, media.find_last_not_of(" \t") - first + 1);
+  return media.empty() || boost::beast::iequals({media.data(), media.size()}, "application/pkcs10");
 }
 
 // IssuableSerial returns the subject serialNumber for an operational certificate: the serial

@@ -122,19 +122,11 @@ rate_per_source = { per_second = 1000.0, burst = 1000.0 }
   void Keygen(const std::string& key) {
     ASSERT_THAT(Hallmark({"device", "--key", P(key), "keygen"}), Succeeds());
   }
-  // RefusedWithin tries `hello` until the server refuses it; each try is a real handshake and
+  // HelloSoon tries `hello` until its outcome is `accepted`; each try is a real handshake and
   // the loop is bounded (the server refreshes its registry view every 50 ms).
-  bool HelloRefusedSoon(const std::string& key) {
+  bool HelloSoon(const std::string& key, bool accepted) {
     for (int attempt = 0; attempt < 200; ++attempt) {
-      if (Device(key, {"hello"}).exit_code != 0) {
-        return true;
-      }
-    }
-    return false;
-  }
-  bool HelloAcceptedSoon(const std::string& key) {
-    for (int attempt = 0; attempt < 200; ++attempt) {
-      if (Device(key, {"hello"}).exit_code == 0) {
+      if ((Device(key, {"hello"}).exit_code == 0) == accepted) {
         return true;
       }
     }
@@ -268,7 +260,7 @@ TEST_F(EnrollServeTest, RevokedBatchRefusesClaimsAndCanTakeItsDevicesWithIt) {
   // No claim after the revocation, even before the server's view refreshes.
   EXPECT_THAT(Claim("dev2.key", "S2"), FailsWith(5, HasSubstr("revoked")));
   // The device it had enrolled is refused once the revocation reaches the server.
-  EXPECT_TRUE(HelloRefusedSoon("dev1.key"));
+  EXPECT_TRUE(HelloSoon("dev1.key", /*accepted=*/false));
   EXPECT_THAT(Device("dev1.key", {"hello"}), Not(Succeeds()));
 }
 
@@ -360,7 +352,7 @@ TEST_F(EnrollServeTest, PendingDeviceIsRefusedUntilTheOperatorApprovesItsCode) {
   EXPECT_THAT(Registry({"approve", id.substr(0, 16), "--code", "0000-0000"}), Not(Succeeds()));
   EXPECT_THAT(Device("dev1.key", {"hello"}), FailsWith(7, HasSubstr("403")));
   ASSERT_THAT(Registry({"approve", id.substr(0, 16), "--code", code}), Succeeds());
-  EXPECT_TRUE(HelloAcceptedSoon("dev1.key"));
+  EXPECT_TRUE(HelloSoon("dev1.key", /*accepted=*/true));
   ProcessResult hello = Device("dev1.key", {"hello"});
   ASSERT_THAT(hello, Succeeds());
   EXPECT_THAT(hello.out, HasSubstr("P1"));
@@ -415,17 +407,17 @@ TEST_F(EnrollServeTest, CurlGetsAnOperationalCertificateOverEstAndRenewsWithIt) 
   // Both are in the CA's issuance log.
   ProcessResult issued_list = Hallmark({"ca", "--dir", P("ca"), "list", "--json"});
   ASSERT_THAT(issued_list, Succeeds());
+  auto lower = [](std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+  };
   for (const char* pem : {"op.pem", "op2.pem"}) {
     std::string serial = Openssl({"x509", "-in", P(pem), "-noout", "-serial"}).out;
-    serial = serial.substr(serial.find('=') + 1);
+    serial = lower(serial.substr(serial.find('=') + 1));
     serial.erase(serial.find_last_not_of("\n") + 1);
-    std::transform(serial.begin(), serial.end(), serial.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     ASSERT_GE(serial.size(), 16u) << pem;
-    std::string listed = issued_list.out;
-    std::transform(listed.begin(), listed.end(), listed.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    EXPECT_THAT(listed, HasSubstr(serial)) << pem;
+    EXPECT_THAT(lower(issued_list.out), HasSubstr(serial)) << pem;
   }
   // A new certificate is not a new device: the registry still has one record for the key.
   ProcessResult list = Registry({"list", "--json"});
