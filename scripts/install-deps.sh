@@ -9,6 +9,8 @@ PACKAGES=(
   # libraries
   libssl-dev libsqlite3-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libboost-dev
+  # the server's second TLS library (server/tls.h, docs/adr/0008-tls-libraries.md)
+  libgnutls28-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # allocator for the server (measured in docs/performance.md)
@@ -17,13 +19,12 @@ PACKAGES=(
   softhsm2 opensc libengine-pkcs11-openssl libp11-dev libp11-kit-dev
   tpm2-openssl tpm2-tools swtpm swtpm-tools libtss2-tcti-swtpm0 libtss2-dev
   # interop peers used by the tests and the demo
-  openssl sqlite3 procps curl mosquitto mosquitto-clients
+  openssl gnutls-bin sqlite3 procps curl mosquitto mosquitto-clients
 )
 
-# --bench also installs the peers the benchmarks compare against (nginx, cfssl, GnuTLS for the
-# idle-memory probe).
+# --bench also installs the peers the benchmarks compare against (nginx, cfssl).
 if [[ "${1:-}" == "--bench" ]]; then
-  PACKAGES+=(nginx golang-cfssl libgnutls28-dev)
+  PACKAGES+=(nginx golang-cfssl)
 fi
 
 SUDO=""

@@ -201,9 +201,19 @@ Result<ServerConfig> ParseConfig(std::string_view text, const std::string& base)
 
   const toml::table* tls = root["tls"].as_table();
   tls = tls != nullptr ? tls : &empty;
-  if (auto s = CheckKeys(*tls, "tls", {"resumption", "session_cache_size", "session_lifetime_s"});
+  if (auto s = CheckKeys(*tls, "tls",
+                         {"library", "resumption", "session_cache_size", "session_lifetime_s"});
       !s) {
     return s.error();
+  }
+  if (const toml::node* library = tls->get("library"); library != nullptr) {
+    auto name = library->is_string() ? library->value<std::string>() : std::nullopt;
+    auto parsed = name ? ParseTlsLibrary(*name) : Error(Code::kInvalidArgument, "not a string");
+    if (!parsed) {
+      return Bad("tls.library", "must be \"openssl\" or \"gnutls\"" +
+                                    (name ? ", got \"" + *name + "\"" : std::string()));
+    }
+    c.tls_library = *parsed;
   }
   auto resumption = Boolean(*tls, "tls", "resumption", true);
   auto cache_size = Integer<size_t>(*tls, "tls", "session_cache_size", 20000, 1, 10000000);

@@ -13,7 +13,8 @@
 //   max_header_bytes = 8192
 //
 //   [tls]
-//   resumption = true                  # server-side session cache, one ticket per handshake
+//   library = "openssl"                # or "gnutls": half the memory per idle connection
+//   resumption = true                  # one ticket per handshake (see server/tls.h)
 //   session_cache_size = 20000
 //   session_lifetime_s = 3600
 //
@@ -48,6 +49,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "server/tls_library.h"
 
 namespace hallmark::server {
 
@@ -84,6 +86,8 @@ struct ServerConfig {
   size_t max_connections = 10000;
   uint32_t max_header_bytes = 8192;
 
+  // tls_library: which TLS library serves the device listeners (server/tls.h, ADR 0008).
+  TlsLibrary tls_library = TlsLibrary::kOpenSsl;
   // TLS 1.3 resumption through a server-side session cache (one ticket per full handshake,
   // naming a cache entry); resumed devices are authorized again by the listener's policy.
   bool session_resumption = true;

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <ostream>
+#include <utility>
+
 #include "testing/matchers.h"
 
 namespace hallmark::server {
@@ -10,6 +13,7 @@ namespace {
 
 using ::hallmark::testing::HasError;
 using ::hallmark::testing::IsOk;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr std::string_view kMinimal = R"(
@@ -168,6 +172,48 @@ TEST(ConfigTest, ParsesCacheSizesAndCrlReload) {
   EXPECT_EQ(defaults->registry_negative_cache_size, 10000u);
   EXPECT_EQ(defaults->listeners[0].crl_reload, std::chrono::seconds(10));
 }
+
+TEST(ConfigTest, TlsLibraryIsOpensslUnlessGnutlsIsChosen) {
+  auto defaults = ParseConfig(kMinimal, ".");
+  ASSERT_THAT(defaults, IsOk());
+  EXPECT_EQ(defaults->tls_library, TlsLibrary::kOpenSsl);
+  for (auto [name, library] :
+       {std::pair{"openssl", TlsLibrary::kOpenSsl}, std::pair{"gnutls", TlsLibrary::kGnuTls}}) {
+    auto c = ParseConfig(kServer + kCaListener + "[tls]\nlibrary = \"" + name + "\"\n", ".");
+    ASSERT_THAT(c, IsOk()) << name;
+    EXPECT_EQ(c->tls_library, library) << name;
+  }
+}
+
+// A library the server does not have (or a typo) must not fall back to the default silently: the
+// error names the key and the choices.
+struct BadTlsLibrary {
+  std::string test_name;
+  std::string value;  // TOML
+};
+
+void PrintTo(const BadTlsLibrary& c, std::ostream* os) { *os << "library = " << c.value; }
+
+class BadTlsLibraryTest : public ::testing::TestWithParam<BadTlsLibrary> {};
+
+TEST_P(BadTlsLibraryTest, IsRefusedNamingTheKeyAndTheChoices) {
+  auto c = ParseConfig(kServer + kCaListener + "[tls]\nlibrary = " + GetParam().value + "\n", ".");
+  ASSERT_FALSE(c.has_value()) << "library = " << GetParam().value << " was accepted as "
+                              << TlsLibraryName(c->tls_library);
+  EXPECT_EQ(c.error().code(), Code::kInvalidArgument);
+  EXPECT_THAT(c.error().message(),
+              AllOf(HasSubstr("tls.library"), HasSubstr("\"openssl\""), HasSubstr("\"gnutls\"")));
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, BadTlsLibraryTest,
+                         ::testing::Values(BadTlsLibrary{"LibraryWeDoNotHave", "\"boringssl\""},
+                                           BadTlsLibrary{"WrongCase", "\"OpenSSL\""},
+                                           BadTlsLibrary{"EmptyString", "\"\""},
+                                           BadTlsLibrary{"Number", "1"},
+                                           BadTlsLibrary{"Array", "[\"gnutls\"]"}),
+                         [](const ::testing::TestParamInfo<BadTlsLibrary>& p) {
+                           return p.param.test_name;
+                         });
 
 TEST(EndpointTest, ParsesAddressesAndRefusesNames) {
   EXPECT_EQ(ParseEndpoint("localhost:80")->host, "127.0.0.1");

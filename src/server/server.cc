@@ -1,7 +1,5 @@
 #include "server/server.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -40,7 +38,7 @@ struct Listener {
   ListenerConfig config;
   std::unique_ptr<TrustPolicy> policy;
   PeerVerification verification;
-  OsslPtr<SSL_CTX> tls;
+  std::unique_ptr<TlsServer> tls;
 };
 
 // Worker is one event loop on its own thread, with its own acceptor on every listening socket
@@ -53,16 +51,30 @@ struct Worker {
 };
 
 // Connection is the per-connection state that outlives single requests. Small on purpose: an
-// idle device costs this, the TLS session and the socket.
+// idle device costs this, the TLS session, the socket and one pending wait; no coroutine frame
+// (ServerImpl::Active runs only while a handshake or a request is in progress). Closing is
+// counted when the last reference goes.
 struct Connection {
-  Connection(tcp::socket s, TlsConnection t)
-      : socket(std::move(s)), tls(std::move(t)), deadline(socket.get_executor()) {}
+  Connection(tcp::socket s, std::unique_ptr<TlsConnection> t, Listener* l, Metrics* m)
+      : socket(std::move(s)), tls(std::move(t)), deadline(socket.get_executor()), listener(l),
+        metrics(m) {}
+  ~Connection() { metrics->ConnectionClosed(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
   tcp::socket socket;
-  TlsConnection tls;
+  std::unique_ptr<TlsConnection> tls;
   asio::steady_timer deadline;
-  bool timed_out = false;
-  uint32_t generation = 0;  // of the armed deadline
+  Listener* listener;
+  Metrics* metrics;
+  // identity: who the listener's policy accepted; empty for an unknown device admitted to open
+  // endpoints, and before the handshake.
+  std::optional<PeerIdentity> identity;
+  std::string peer;         // "address:port", for logs
   std::string read_ahead;   // bytes of the next pipelined request(s), usually empty
+  uint32_t generation = 0;  // of the armed deadline
+  bool timed_out = false;
+  bool established = false;  // the handshake succeeded and the policy decided
 };
 
 // Arm (re)starts the connection's deadline: when it fires, the pending wait ends. The handler
@@ -99,7 +111,7 @@ awaitable<bool> ReadMore(Connection& c, beast::flat_buffer& buffer) {
   for (;;) {
     auto space = buffer.prepare(kReadChunk);
     size_t n = 0;
-    Io io = c.tls.Read({static_cast<char*>(space.data()), space.size()}, n);
+    Io io = c.tls->Read({static_cast<char*>(space.data()), space.size()}, n);
     if (io == Io::kDone) {
       buffer.commit(n);
       co_return true;
@@ -113,7 +125,7 @@ awaitable<bool> ReadMore(Connection& c, beast::flat_buffer& buffer) {
 // WriteAll sends `data` through the TLS layer.
 awaitable<bool> WriteAll(Connection& c, std::string_view data) {
   for (;;) {
-    Io io = c.tls.Write(data);
+    Io io = c.tls->Write(data);
     if (io == Io::kDone) {
       co_return true;
     }
@@ -226,14 +238,7 @@ HandshakeFailure HandshakeFailureOf(const Connection& c, const HandshakeOutcome*
   if (outcome != nullptr && !outcome->identity.has_value()) {
     return HandshakeFailure::kPolicyRejected;
   }
-  switch (ERR_GET_REASON(c.tls.last_error())) {
-    case SSL_R_UNSUPPORTED_PROTOCOL:
-      return HandshakeFailure::kTlsVersion;
-    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
-      return HandshakeFailure::kNoClientCertificate;
-    default:
-      return HandshakeFailure::kProtocol;
-  }
+  return c.tls->FailureReason();
 }
 
 class ServerImpl : public Server {
@@ -261,23 +266,27 @@ class ServerImpl : public Server {
 
  private:
   awaitable<void> Accept(Worker* worker, size_t index);
-  awaitable<void> Serve(tcp::socket socket, Listener* listener);
-  // Connect and Decide are Serve's steps before and after the handshake. They are plain
-  // functions so that their temporaries stay out of the coroutine frame, which an idle
-  // connection keeps for as long as it is open.
-  std::shared_ptr<Connection> Connect(tcp::socket& socket, Listener* listener, std::string& peer);
+  // Connect sets up a connection just accepted (nullptr: it could not be, logged here).
+  std::shared_ptr<Connection> Connect(tcp::socket socket, Listener* listener);
+  // Active drives a connection while it has work: the handshake (the first time), then requests
+  // until none is pending. Then it hands the connection to WaitIdle and ends, so that a
+  // connection waiting for its next request holds no coroutine frame. `readable`: the socket
+  // has the start of a request (WaitIdle saw it).
+  awaitable<void> Active(std::shared_ptr<Connection> c, bool readable);
+  // WaitIdle waits, with a plain completion handler, until the connection's next request starts
+  // (then Active again) or its idle timeout (then it closes).
+  void WaitIdle(std::shared_ptr<Connection> c);
   // Decide turns a finished handshake into the connection's identity. False: close the
   // connection (logged and counted here).
-  bool Decide(Connection& c, Listener* listener, Io io, std::chrono::steady_clock::time_point start,
-              const std::string& peer, std::optional<PeerIdentity>& identity);
+  bool Decide(Connection& c, Io io, std::chrono::steady_clock::time_point start);
   // ServeRequest reads, authorizes, routes and answers one request. False: close the connection.
-  awaitable<bool> ServeRequest(Connection& c, Listener* listener, const PeerIdentity* identity,
-                               const std::string& peer);
+  awaitable<bool> ServeRequest(Connection& c);
   awaitable<void> AcceptAdmin();
   awaitable<void> ServeAdmin(tcp::socket socket);
   // Authorize runs the listener's policy on the connection's peer certificate and chain (the
   // certificate of the session, for a resumed handshake).
-  Result<PeerIdentity> Authorize(SSL* ssl, Listener* listener);
+  Result<PeerIdentity> Authorize(const Result<std::vector<Certificate>>& chain,
+                                 Listener* listener);
 
   ServerConfig config_;
   const Clock* clock_;
@@ -353,17 +362,17 @@ Status ServerImpl::Init(registry::Directory* directory) {
       l->policy = MakeRegistryPolicy(cache_.get());
     }
     l->verification = {.policy = l->policy.get(), .admit_unknown = lc.admit_unknown};
-    auto ctx = MakeServerContext(*chain, *key, &l->verification);
-    if (!ctx) {
-      return ctx.error();
+    auto tls = MakeTlsServer({.library = config_.tls_library,
+                              .chain = *chain,
+                              .key = &*key,
+                              .verification = &l->verification,
+                              .sessions = {.resumption = config_.session_resumption,
+                                           .cache_size = config_.session_cache_size,
+                                           .lifetime = config_.session_lifetime}});
+    if (!tls) {
+      return tls.error();
     }
-    SessionOptions sessions{.resumption = config_.session_resumption,
-                            .cache_size = config_.session_cache_size,
-                            .lifetime = config_.session_lifetime};
-    if (auto s = ConfigureSessions(ctx->get(), sessions); !s) {
-      return s.error();
-    }
-    l->tls = std::move(*ctx);
+    l->tls = std::move(*tls);
     listeners_.push_back(std::move(l));
   }
   routes_.emplace("/v1/hello", std::make_unique<HelloHandler>());
@@ -533,38 +542,43 @@ awaitable<void> ServerImpl::Accept(Worker* worker, size_t index) {
     }
     // Counted here, not when Serve starts, so a burst cannot overshoot the cap.
     metrics_.ConnectionOpened();
-    asio::co_spawn(worker->io, Serve(std::move(socket), listener), asio::detached);
+    if (auto c = Connect(std::move(socket), listener); c != nullptr) {
+      asio::co_spawn(worker->io, Active(std::move(c), false), asio::detached);
+    }
   }
 }
 
-std::shared_ptr<Connection> ServerImpl::Connect(tcp::socket& socket, Listener* listener,
-                                                std::string& peer) {
+std::shared_ptr<Connection> ServerImpl::Connect(tcp::socket socket, Listener* listener) {
   beast::error_code ec;
   const auto remote = socket.remote_endpoint(ec);
-  peer = ec ? std::string("unknown")
-            : remote.address().to_string() + ":" + std::to_string(remote.port());
+  std::string peer = ec ? std::string("unknown")
+                        : remote.address().to_string() + ":" + std::to_string(remote.port());
   socket.non_blocking(true, ec);
-  auto tls = TlsConnection::New(listener->tls.get(), socket.native_handle());
+  auto tls = listener->tls->Accept(socket.native_handle());
   if (ec || !tls) {
     spdlog::warn("event=connection_setup_failed peer={} detail=\"{}\"", peer,
                  tls ? ec.message() : tls.error().message());
+    metrics_.ConnectionClosed();
     return nullptr;
   }
-  return std::make_shared<Connection>(std::move(socket), std::move(*tls));
+  auto c = std::make_shared<Connection>(std::move(socket), std::move(*tls), listener, &metrics_);
+  c->peer = std::move(peer);
+  return c;
 }
 
-bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
-                        std::chrono::steady_clock::time_point start, const std::string& peer,
-                        std::optional<PeerIdentity>& identity) {
-  // The policy's decision leaves the TLS session: the identity moves to the caller and the rest
-  // is freed before the connection goes idle.
-  std::unique_ptr<HandshakeOutcome> decided = TakeOutcome(c.tls.native());
+bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_point start) {
+  Listener* listener = c.listener;
+  std::optional<PeerIdentity>& identity = c.identity;
+  const std::string& peer = c.peer;
+  // The policy's decision leaves the TLS session: the identity moves to the connection and the
+  // rest is freed before the connection goes idle.
+  std::unique_ptr<HandshakeOutcome> decided = c.tls->TakeOutcome();
   std::string rejection;
-  if (io == Io::kDone && c.tls.resumed()) {
+  if (io == Io::kDone && c.tls->resumed()) {
     // A resumed session carries no certificate exchange: decide again on the session's
     // certificate, so revocation and registry changes apply to resumed devices as well.
     metrics_.HandshakeResumed();
-    auto id = Authorize(c.tls.native(), listener);
+    auto id = Authorize(c.tls->PeerChain(), listener);
     if (id) {
       identity = std::move(*id);
     } else {
@@ -578,7 +592,7 @@ bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
   // certificate's key. Resumed sessions of such clients are admitted the same way.
   const bool admitted_unknown = !identity.has_value() && io == Io::kDone &&
                                 listener->config.admit_unknown &&
-                                (c.tls.resumed() || decided != nullptr);
+                                (c.tls->resumed() || decided != nullptr);
   if (admitted_unknown) {
     spdlog::info("event=unknown_device_admitted peer={} policy={} detail=\"{}\"", peer,
                  listener->policy->name(),
@@ -590,7 +604,7 @@ bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
         io == Io::kDone ? HandshakeFailure::kPolicyRejected : HandshakeFailureOf(c, decided.get());
     if (rejection.empty()) {
       rejection = decided != nullptr ? decided->rejection
-                                     : (c.timed_out ? "handshake timed out" : c.tls.ErrorText());
+                                     : (c.timed_out ? "handshake timed out" : c.tls->ErrorText());
     }
     metrics_.HandshakeFailed(why);
     spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", peer,
@@ -599,54 +613,64 @@ bool ServerImpl::Decide(Connection& c, Listener* listener, Io io,
   }
   metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
   spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer, identity->policy,
-                identity->device_id, c.tls.resumed());
+                identity->device_id, c.tls->resumed());
   return true;
 }
 
-awaitable<void> ServerImpl::Serve(tcp::socket socket, Listener* listener) {
-  struct Closer {
-    Metrics* m;
-    ~Closer() { m->ConnectionClosed(); }
-  } closer{&metrics_};
-  std::string peer;
-  auto shared = Connect(socket, listener, peer);
-  if (shared == nullptr) {
-    co_return;
-  }
+awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool readable) {
   Connection& c = *shared;
-  const auto start = std::chrono::steady_clock::now();
-  Arm(shared, config_.handshake_timeout);
-  Io io;
-  while ((io = c.tls.Handshake()) == Io::kWantRead || io == Io::kWantWrite) {
-    if (!co_await Wait(c, io)) {
-      break;
-    }
-  }
-  std::optional<PeerIdentity> identity;
-  if (!Decide(c, listener, io, start, peer, identity)) {
-    co_return;
-  }
-
-  for (;;) {
-    if (c.read_ahead.empty() && !c.tls.HasBufferedInput()) {
-      // Idle: wait for the next request holding no buffer, parser or request state.
-      Arm(shared, config_.idle_timeout);
-      if (!co_await Wait(c, Io::kWantRead)) {
+  if (!c.established) {
+    const auto start = std::chrono::steady_clock::now();
+    Arm(shared, config_.handshake_timeout);
+    Io io;
+    while ((io = c.tls->Handshake()) == Io::kWantRead || io == Io::kWantWrite) {
+      if (!co_await Wait(c, io)) {
         break;
       }
     }
+    if (!Decide(c, io, start)) {
+      c.deadline.cancel();
+      co_return;
+    }
+    c.established = true;
+  }
+  for (;;) {
+    if (!readable && c.read_ahead.empty() && !c.tls->HasBufferedInput()) {
+      WaitIdle(std::move(shared));
+      co_return;
+    }
+    readable = false;
     // A request that has begun must arrive in full within the handshake timeout.
     Arm(shared, config_.handshake_timeout);
-    if (!co_await ServeRequest(c, listener, identity ? &*identity : nullptr, peer)) {
+    if (!co_await ServeRequest(c)) {
       break;
     }
   }
   c.deadline.cancel();
-  c.tls.Shutdown();
+  c.tls->Shutdown();
 }
 
-awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
-                                         const PeerIdentity* identity, const std::string& peer) {
+void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
+  Connection& c = *shared;
+  c.tls->Idle();
+  Arm(shared, config_.idle_timeout);
+  c.socket.async_wait(tcp::socket::wait_read,
+                      [this, shared = std::move(shared)](const beast::error_code& ec) mutable {
+                        Connection& conn = *shared;
+                        if (ec || conn.timed_out) {
+                          conn.deadline.cancel();
+                          conn.tls->Shutdown();
+                          return;
+                        }
+                        auto executor = conn.socket.get_executor();
+                        asio::co_spawn(executor, Active(std::move(shared), true), asio::detached);
+                      });
+}
+
+awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
+  Listener* listener = c.listener;
+  const PeerIdentity* identity = c.identity ? &*c.identity : nullptr;
+  const std::string& peer = c.peer;
   const uint32_t header_limit = config_.max_header_bytes;
   beast::flat_buffer buffer;
   if (!c.read_ahead.empty()) {
@@ -710,8 +734,9 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
 
   // The identity was decided at the handshake; a long-lived connection must not outlive a
   // revocation or an expiry, so the policy decides again for every request.
+  const auto chain = c.tls->PeerChain();
   if (identity != nullptr) {
-    if (auto id = Authorize(c.tls.native(), listener); !id) {
+    if (auto id = Authorize(chain, listener); !id) {
       metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
       spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer,
                    listener->policy->name(), identity->device_id, id.error().message());
@@ -729,14 +754,13 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
     request.target = std::string(target);
     request.content_type = std::string(req[http::field::content_type]);
     request.body = std::move(req.body());
-    auto leaf = Certificate::FromNative(SSL_get0_peer_certificate(c.tls.native()));
     ClientContext client;
     client.identity = identity;
-    client.leaf = leaf ? &*leaf : nullptr;
+    client.leaf = chain && !chain->empty() ? &chain->front() : nullptr;
     client.peer_address = peer;
     client.export_keying_material = [&c](std::string_view label, std::span<const uint8_t> context,
                                          size_t length) {
-      return c.tls.ExportKeyingMaterial(label, context, length);
+      return c.tls->ExportKeyingMaterial(label, context, length);
     };
     if (handler->blocking()) {
       // The coroutine waits on the pool's answer; the connection is touched by nothing else
@@ -757,29 +781,12 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c, Listener* listener,
   co_return keep;
 }
 
-Result<PeerIdentity> ServerImpl::Authorize(SSL* ssl, Listener* listener) {
-  X509* leaf = SSL_get0_peer_certificate(ssl);
-  if (leaf == nullptr) {
-    return Error(Code::kUnauthenticated, "no peer certificate");
+Result<PeerIdentity> ServerImpl::Authorize(const Result<std::vector<Certificate>>& chain,
+                                           Listener* listener) {
+  if (!chain) {
+    return chain.error();
   }
-  auto cert = Certificate::FromNative(leaf);
-  if (!cert) {
-    return cert.error();
-  }
-  std::vector<Certificate> chain;
-  STACK_OF(X509)* peer_chain = SSL_get_peer_cert_chain(ssl);
-  for (int i = 0; peer_chain != nullptr && i < sk_X509_num(peer_chain); ++i) {
-    X509* c = sk_X509_value(peer_chain, i);
-    if (X509_cmp(c, leaf) == 0) {
-      continue;
-    }
-    auto next = Certificate::FromNative(c);
-    if (!next) {
-      return next.error();
-    }
-    chain.push_back(std::move(*next));
-  }
-  return listener->policy->Authorize(*cert, chain);
+  return listener->policy->Authorize(chain->front(), std::span(*chain).subspan(1));
 }
 
 awaitable<void> ServerImpl::AcceptAdmin() {

@@ -1,5 +1,5 @@
 // In-process tests of the server: real TLS over 127.0.0.1 with an OpenSSL client, a directory
-// the test controls.
+// the test controls. Every test runs against both TLS libraries (server/tls.h).
 #include "server/server.h"
 
 #include <arpa/inet.h>
@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include "core/certificate_builder.h"
@@ -21,6 +22,7 @@
 #include "core/file.h"
 #include "core/key_file.h"
 #include "server/testing_directory.h"
+#include "server/tls_library.h"
 #include "testing/matchers.h"
 
 namespace hallmark::server {
@@ -142,8 +144,6 @@ class KeepAliveClient {
   std::string pending_;
 };
 
-// ExporterHandler answers POST /test/exporter with the connection's exporter value for the label
-// in the body, so a test can check that handlers see the client's own TLS connection.
 // Eventually polls `condition` for up to 30 s (state another thread updates after the client has
 // seen its effect).
 bool Eventually(const std::function<bool()>& condition) {
@@ -169,6 +169,8 @@ class OpenHandler : public Handler {
   }
 };
 
+// ExporterHandler answers POST /test/exporter with the connection's exporter value for the label
+// in the body, so a test can check that handlers see the client's own TLS connection.
 class ExporterHandler : public Handler {
  public:
   size_t max_body_bytes() const override { return 64; }
@@ -223,7 +225,7 @@ class BlockingExporterHandler : public ExporterHandler {
   bool blocking() const override { return true; }
 };
 
-class ServerTest : public ::testing::Test {
+class ServerTest : public ::testing::TestWithParam<TlsLibrary> {
  protected:
   void SetUp() override {
     ::signal(SIGPIPE, SIG_IGN);  // the client writes to connections the server refused
@@ -237,6 +239,7 @@ class ServerTest : public ::testing::Test {
     config.threads = 1;
     config.registry_refresh = std::chrono::milliseconds(10);
     config.idle_timeout = std::chrono::seconds(1);
+    config.tls_library = GetParam();
     config.listeners.push_back({{"127.0.0.1", 0}, "registry", {}, {}});
     ListenerConfig open{{"127.0.0.1", 0}, "registry", {}, {}};
     open.admit_unknown = true;
@@ -273,7 +276,7 @@ class ServerTest : public ::testing::Test {
   Certificate device_cert_ = SelfSigned(device_, "device", false);
 };
 
-TEST_F(ServerTest, KeptAliveConnectionServesSeveralRequests) {
+TEST_P(ServerTest, KeptAliveConnectionServesSeveralRequests) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -281,7 +284,7 @@ TEST_F(ServerTest, KeptAliveConnectionServesSeveralRequests) {
   EXPECT_EQ(client.Get(), 200);
 }
 
-TEST_F(ServerTest, RevocationEndsAConnectionThatStaysOpen) {
+TEST_P(ServerTest, RevocationEndsAConnectionThatStaysOpen) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -293,7 +296,7 @@ TEST_F(ServerTest, RevocationEndsAConnectionThatStaysOpen) {
   EXPECT_EQ(server_->metrics().failures(HandshakeFailure::kPolicyRejected), 1u);
 }
 
-TEST_F(ServerTest, ResumedSessionIsAuthorizedAgainAndSaysHello) {
+TEST_P(ServerTest, ResumedSessionIsAuthorizedAgainAndSaysHello) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   OsslPtr<SSL_SESSION> session;
   {
@@ -309,7 +312,7 @@ TEST_F(ServerTest, ResumedSessionIsAuthorizedAgainAndSaysHello) {
   EXPECT_EQ(server_->metrics().resumed(), 1u);
 }
 
-TEST_F(ServerTest, RevokedDeviceCannotResumeItsSession) {
+TEST_P(ServerTest, RevokedDeviceCannotResumeItsSession) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   OsslPtr<SSL_SESSION> session;
   {
@@ -327,7 +330,7 @@ TEST_F(ServerTest, RevokedDeviceCannotResumeItsSession) {
   EXPECT_EQ(server_->metrics().failures(HandshakeFailure::kPolicyRejected), 1u);
 }
 
-TEST_F(ServerTest, PipelinedRequestsAreAllAnswered) {
+TEST_P(ServerTest, PipelinedRequestsAreAllAnswered) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -338,7 +341,7 @@ TEST_F(ServerTest, PipelinedRequestsAreAllAnswered) {
   EXPECT_EQ(client.Receive().status, 404);
 }
 
-TEST_F(ServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
+TEST_P(ServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -349,7 +352,7 @@ TEST_F(ServerTest, IdleConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(25));
 }
 
-TEST_F(ServerTest, HandlerSeesTheClientsOwnTlsExporter) {
+TEST_P(ServerTest, HandlerSeesTheClientsOwnTlsExporter) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -367,7 +370,7 @@ TEST_F(ServerTest, HandlerSeesTheClientsOwnTlsExporter) {
 
 // An endpoint waiting for the disk runs off the event loop: with one loop, other devices'
 // handshakes and hellos go on while it waits, and its own answer comes when it is done.
-TEST_F(ServerTest, BlockingHandlerDoesNotStallOtherConnections) {
+TEST_P(ServerTest, BlockingHandlerDoesNotStallOtherConnections) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient slow;
   ASSERT_TRUE(slow.Connect(port_, device_, device_cert_));
@@ -386,7 +389,7 @@ TEST_F(ServerTest, BlockingHandlerDoesNotStallOtherConnections) {
   EXPECT_EQ(slow.Get(), 200);
 }
 
-TEST_F(ServerTest, OversizedBodyIsRefusedWith413) {
+TEST_P(ServerTest, OversizedBodyIsRefusedWith413) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(port_, device_, device_cert_));
@@ -401,7 +404,7 @@ TEST_F(ServerTest, OversizedBodyIsRefusedWith413) {
 
 // A client that sends a large body before reading the answer (curl does) still gets its 413:
 // the server reads and discards the body it refused instead of resetting the connection.
-TEST_F(ServerTest, RefusedLargeBodyStillGetsItsAnswer) {
+TEST_P(ServerTest, RefusedLargeBodyStillGetsItsAnswer) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   for (size_t size : {size_t{64} * 1024, size_t{512} * 1024}) {
     KeepAliveClient client;
@@ -413,14 +416,14 @@ TEST_F(ServerTest, RefusedLargeBodyStillGetsItsAnswer) {
   }
 }
 
-TEST_F(ServerTest, RouteCannotBeAddedTwice) {
+TEST_P(ServerTest, RouteCannotBeAddedTwice) {
   EXPECT_THAT(server_->AddRoute("/v1/hello", std::make_unique<ExporterHandler>()),
               HasError(Code::kAlreadyExists, ::testing::_));
   EXPECT_THAT(server_->AddRoute("relative", std::make_unique<ExporterHandler>()),
               HasError(Code::kInvalidArgument, ::testing::_));
 }
 
-TEST_F(ServerTest, UnknownDeviceReachesOnlyOpenEndpointsOnAnAdmittingListener) {
+TEST_P(ServerTest, UnknownDeviceReachesOnlyOpenEndpointsOnAnAdmittingListener) {
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(open_port_, device_, device_cert_));
   ASSERT_TRUE(client.Send("GET /test/open HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -431,7 +434,7 @@ TEST_F(ServerTest, UnknownDeviceReachesOnlyOpenEndpointsOnAnAdmittingListener) {
   EXPECT_EQ(server_->metrics().handshakes(), 0u);
 }
 
-TEST_F(ServerTest, KnownDeviceOnAnAdmittingListenerKeepsItsIdentity) {
+TEST_P(ServerTest, KnownDeviceOnAnAdmittingListenerKeepsItsIdentity) {
   directory_.Put(Record(device_.Public().DeviceId(), DeviceStatus::kActive));
   KeepAliveClient client;
   ASSERT_TRUE(client.Connect(open_port_, device_, device_cert_));
@@ -440,7 +443,7 @@ TEST_F(ServerTest, KnownDeviceOnAnAdmittingListenerKeepsItsIdentity) {
   EXPECT_EQ(client.Receive().body, "known " + device_.Public().DeviceId());
 }
 
-TEST_F(ServerTest, UnknownDeviceIsRefusedOnAListenerThatDoesNotAdmitIt) {
+TEST_P(ServerTest, UnknownDeviceIsRefusedOnAListenerThatDoesNotAdmitIt) {
   KeepAliveClient client;
   client.Connect(port_, device_, device_cert_);
   EXPECT_EQ(client.Get(), 0);
@@ -448,6 +451,12 @@ TEST_F(ServerTest, UnknownDeviceIsRefusedOnAListenerThatDoesNotAdmitIt) {
   EXPECT_TRUE(Eventually(
       [&]() { return server_->metrics().failures(HandshakeFailure::kPolicyRejected) == 1u; }));
 }
+
+INSTANTIATE_TEST_SUITE_P(Tls, ServerTest,
+                         ::testing::Values(TlsLibrary::kOpenSsl, TlsLibrary::kGnuTls),
+                         [](const ::testing::TestParamInfo<TlsLibrary>& p) {
+                           return std::string(TlsLibraryName(p.param));
+                         });
 
 }  // namespace
 }  // namespace hallmark::server

@@ -1,24 +1,28 @@
-// TLS glue: the OpenSSL context a listener accepts devices with. TLS 1.3 only, client
-// certificate required, and the certificate decision handed to a TrustPolicy. This is the one
-// place that knows the TLS library; swapping it means reimplementing this file.
+// TLS glue: how a listener accepts devices over TLS 1.3 with a required client certificate whose
+// decision is handed to a TrustPolicy. This interface is the one place the server knows a TLS
+// library through; two implementations sit behind it (docs/adr/0008-tls-libraries.md):
+//   - OpenSSL 3.0 (tls_openssl.cc): the default, the faster full handshake;
+//   - GnuTLS 3.7 (tls_gnutls.cc): about half the memory per idle connection.
 #ifndef HALLMARK_SERVER_TLS_H_
 #define HALLMARK_SERVER_TLS_H_
 
-#include <openssl/ssl.h>
-
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/certificate.h"
 #include "core/key.h"
-#include "core/ossl.h"
 #include "core/secret_bytes.h"
 #include "core/status.h"
+#include "server/metrics.h"
 #include "server/policy.h"
+#include "server/tls_library.h"
 
 namespace hallmark::server {
 
@@ -36,73 +40,106 @@ struct PeerVerification {
   // identity. For listeners that serve claim and pending-approval endpoints to devices that have
   // no credential yet; every other endpoint refuses such connections.
   bool admit_unknown = false;
+
+  // Decide runs the policy on a presented chain (leaf first; an empty or undecodable chain is
+  // refused). The outcome has an identity, or a rejection; `accept` says whether the handshake
+  // may complete (true for refusals too when admit_unknown).
+  std::unique_ptr<HandshakeOutcome> Decide(const Result<std::vector<Certificate>>& chain,
+                                           bool& accept) const;
 };
 
-// MakeServerContext returns an SSL_CTX for TLS 1.3 servers presenting `chain` (leaf first) with
-// `key`, requiring a client certificate and deciding on it by `verification` (which must outlive
-// the context). kInvalidArgument if the key does not match the certificate.
-Result<OsslPtr<SSL_CTX>> MakeServerContext(std::span<const Certificate> chain,
-                                           const PrivateKey& key,
-                                           const PeerVerification* verification);
-
-// TakeOutcome removes the policy's decision from `ssl` and returns it: nullptr if the policy never
-// ran (no client certificate, protocol error, or a resumed session). The connection keeps no copy,
-// so an idle connection does not pay for what only its handshake needed.
-std::unique_ptr<HandshakeOutcome> TakeOutcome(SSL* ssl);
-
-// SessionOptions: TLS 1.3 resumption. The server keeps resumable sessions in a bounded in-memory
-// cache and hands each client one ticket that only names its cache entry (no session state
-// leaves the server). A resumed handshake skips the certificate exchange, so the server runs the
-// trust policy again on the certificate the session was established with (see server.cc).
+// SessionOptions: TLS 1.3 resumption. A resumed handshake skips the certificate exchange, so the
+// server runs the trust policy again on the certificate the session was established with (see
+// server.cc). One ticket per full handshake.
+//   - OpenSSL: a bounded in-memory session cache; the ticket only names its cache entry (no
+//     session state leaves the server), `cache_size` bounds the cache.
+//   - GnuTLS: the ticket is the session state (with the client's certificate) encrypted and
+//     authenticated under a key that lives only in this process's memory and rotates; nothing is
+//     kept per session on the server, `cache_size` does not apply.
 struct SessionOptions {
   bool resumption = true;
   size_t cache_size = 20000;
   std::chrono::seconds lifetime{3600};
 };
 
-// ConfigureSessions applies `options` to `ctx` (made by MakeServerContext).
-Status ConfigureSessions(SSL_CTX* ctx, const SessionOptions& options);
-
-// TlsConnection is one server-side TLS connection over a non-blocking socket. OpenSSL reads and
-// writes the socket itself, so there is no buffer between the kernel and the TLS layer, and with
-// SSL_MODE_RELEASE_BUFFERS an idle connection keeps no record buffers either. The caller waits
-// for readiness (kWantRead / kWantWrite) and calls again. Not thread-safe: one connection is
-// driven by one thread at a time.
+// TlsConnection is one server-side TLS connection over a non-blocking socket. The TLS library
+// reads and writes the socket itself, so there is no buffer between the kernel and the TLS layer,
+// and an idle connection keeps no record buffers. The caller waits for readiness (kWantRead /
+// kWantWrite) and calls again with the same arguments. Not thread-safe: one connection is driven
+// by one thread at a time.
 class TlsConnection {
  public:
   enum class Io { kDone, kWantRead, kWantWrite, kClosed, kFailed };
 
-  // New attaches a TLS server connection to the connected socket `fd` (not owned).
-  static Result<TlsConnection> New(SSL_CTX* ctx, int fd);
+  virtual ~TlsConnection() = default;
 
-  Io Handshake();
+  virtual Io Handshake() = 0;
   // Read reads up to out.size() bytes into `out`; `n` is how many on kDone. kClosed when the
   // peer closed the connection (close_notify or EOF).
-  Io Read(std::span<char> out, size_t& n);
-  // Write writes `in` entirely (partial writes are not enabled); kDone when all is sent.
-  Io Write(std::span<const char> in);
+  virtual Io Read(std::span<char> out, size_t& n) = 0;
+  // Write writes `in` entirely; kDone when all is sent. After kWantRead/kWantWrite, call again
+  // with the same `in`.
+  virtual Io Write(std::span<const char> in) = 0;
   // Shutdown sends close_notify (one attempt; the peer's reply is not awaited).
-  void Shutdown();
+  virtual void Shutdown() = 0;
 
   // HasBufferedInput reports decrypted or undecrypted bytes already read from the socket.
-  bool HasBufferedInput() const;
-  bool resumed() const;
-  // last_error is the OpenSSL error code of the last kFailed (0 if none).
-  unsigned long last_error() const { return last_error_; }
-  std::string ErrorText() const;
-  SSL* native() const { return ssl_.get(); }
+  virtual bool HasBufferedInput() const = 0;
+  virtual bool resumed() const = 0;
+  // ErrorText describes the last kFailed ("connection closed" if none).
+  virtual std::string ErrorText() const = 0;
+  // FailureReason classifies the last failed handshake for the metrics: kTlsVersion,
+  // kNoClientCertificate or kProtocol (policy refusals and timeouts are the server's to tell).
+  virtual HandshakeFailure FailureReason() const = 0;
+
+  // TakeOutcome removes the policy's decision from the connection and returns it: nullptr if the
+  // policy never ran (no client certificate, protocol error, or a resumed session). The
+  // connection keeps no copy, so an idle connection does not pay for what only its handshake
+  // needed.
+  virtual std::unique_ptr<HandshakeOutcome> TakeOutcome() = 0;
+  // PeerChain returns the certificates the client presented (leaf first), for a resumed session
+  // those it presented when the session was established. kUnauthenticated if there are none.
+  virtual Result<std::vector<Certificate>> PeerChain() = 0;
+  // Idle tells the connection that it is about to wait for the next request: it drops what it
+  // kept only to answer the current one (GnuTLS: the decoded peer chain).
+  virtual void Idle() {}
 
   // ExportKeyingMaterial is the TLS 1.3 exporter (RFC 8446 section 7.5).
-  Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
-                                           std::span<const uint8_t> context, size_t length) const;
-
- private:
-  explicit TlsConnection(OsslPtr<SSL> ssl) : ssl_(std::move(ssl)) {}
-  Io Classify(int ret);
-
-  OsslPtr<SSL> ssl_;
-  unsigned long last_error_ = 0;
+  virtual Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
+                                                   std::span<const uint8_t> context,
+                                                   size_t length) const = 0;
 };
+
+// TlsServer is a listener's TLS context: TLS 1.3 only, presenting the server's chain, requiring a
+// client certificate and deciding on it by the listener's PeerVerification. Thread-safe: every
+// worker accepts through the same TlsServer.
+class TlsServer {
+ public:
+  virtual ~TlsServer() = default;
+  // Accept attaches a TLS server connection to the connected, non-blocking socket `fd` (not
+  // owned). kResourceExhausted if the library cannot allocate it.
+  virtual Result<std::unique_ptr<TlsConnection>> Accept(int fd) = 0;
+};
+
+// TlsServerOptions: what MakeTlsServer builds a listener's context from.
+struct TlsServerOptions {
+  TlsLibrary library = TlsLibrary::kOpenSsl;
+  std::span<const Certificate> chain;  // leaf first
+  const PrivateKey* key = nullptr;
+  const PeerVerification* verification = nullptr;  // must outlive the server
+  SessionOptions sessions;
+};
+
+// MakeTlsServer builds a listener's TLS context. kInvalidArgument if the chain is empty or the
+// key does not match its leaf.
+Result<std::unique_ptr<TlsServer>> MakeTlsServer(const TlsServerOptions& options);
+
+// Library-specific constructors behind MakeTlsServer (the options are checked there).
+Result<std::unique_ptr<TlsServer>> MakeOpenSslServer(const TlsServerOptions& options);
+Result<std::unique_ptr<TlsServer>> MakeGnuTlsServer(const TlsServerOptions& options);
+
+// kMaxExporterLength bounds ExportKeyingMaterial's `length`.
+inline constexpr size_t kMaxExporterLength = 1024;
 
 }  // namespace hallmark::server
 

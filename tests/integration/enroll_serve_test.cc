@@ -4,7 +4,8 @@
 // `require_certificate true` accepts the issued certificate. Each attack sits next to its
 // legitimate twin: wrong secret, clone, exhausted, expired and revoked batches, a proof replayed
 // on a new connection, a pending device saying hello, EST for another key, from a stranger,
-// with no certificate, and garbage, oversized or mistyped CSR bodies.
+// with no certificate, and garbage, oversized or mistyped CSR bodies. Claims and EST run against
+// both TLS libraries of the server (`[tls] library`).
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -46,8 +47,14 @@ struct CurlReply {
   std::string err;
 };
 
-class EnrollServeTest : public ::testing::Test {
+// EnrollServeFixture: a CA, a registry with batch b1 (2 devices), and `hallmark serve` with the
+// enrollment endpoints on an admitting registry listener, served by `Library()`'s TLS.
+class EnrollServeFixture : public ::testing::Test {
  protected:
+  // Library is the server's `[tls] library`. The claim proof is bound to the TLS exporter, which
+  // each library computes on the server's side (the devices here use OpenSSL).
+  virtual std::string Library() const { return "openssl"; }
+
   void SetUp() override {
     ASSERT_THAT(Hallmark({"ca", "--dir", P("ca"), "init", "--org", "Vendor"}), Succeeds());
     ASSERT_THAT(Hallmark({"ca", "--dir", P("ca"), "customer", "add", "acme", "--org", "ACME"}),
@@ -67,6 +74,8 @@ class EnrollServeTest : public ::testing::Test {
 certificate = "server.pem"
 private_key = "server.key"
 threads = 1
+[tls]
+library = ")" + Library() + R"("
 [registry]
 db = "reg.db"
 registrar_public_key = "registrar.key.pub"
@@ -198,9 +207,27 @@ rate_per_source = { per_second = 1000.0, burst = 1000.0 }
   std::string server_addr_;
 };
 
+// EnrollServeTest runs each test against each TLS library: claims (the proof is bound to the
+// connection's TLS exporter) and EST (authenticated by the client certificate, large bodies).
+class EnrollServeTest : public EnrollServeFixture,
+                        public ::testing::WithParamInterface<std::string> {
+ protected:
+  std::string Library() const override { return GetParam(); }
+};
+
+INSTANTIATE_TEST_SUITE_P(Tls, EnrollServeTest, ::testing::Values("openssl", "gnutls"),
+                         [](const ::testing::TestParamInfo<std::string>& row) {
+                           return row.param;
+                         });
+
+// EnrollServeDefaultTlsTest runs on the default library only: what it tests lies behind the TLS
+// layer that EnrollServeTest covers for both (batch and registry rules, approval, the wall clock,
+// a broker's view of the issued certificate).
+class EnrollServeDefaultTlsTest : public EnrollServeFixture {};
+
 // --- Batch claims ---
 
-TEST_F(EnrollServeTest, ClaimedDeviceSaysHelloWithItsOwnKeyAtOnce) {
+TEST_P(EnrollServeTest, ClaimedDeviceSaysHelloWithItsOwnKeyAtOnce) {
   Keygen("dev1.key");
   EXPECT_THAT(Device("dev1.key", {"hello"}), FailsWith(7, HasSubstr("403")));
   ASSERT_THAT(Claim("dev1.key", "S1"), Succeeds());
@@ -209,7 +236,7 @@ TEST_F(EnrollServeTest, ClaimedDeviceSaysHelloWithItsOwnKeyAtOnce) {
   EXPECT_THAT(hello.out, HasSubstr("hello, S1"));
 }
 
-TEST_F(EnrollServeTest, WrongSecretIsRefusedAndTheRightOneWorks) {
+TEST_P(EnrollServeTest, WrongSecretIsRefusedAndTheRightOneWorks) {
   Keygen("dev1.key");
   // A well-formed secret that is not the batch's.
   WriteText(P("other.secret"), std::string(43, 'A') + "\n");
@@ -221,7 +248,7 @@ TEST_F(EnrollServeTest, WrongSecretIsRefusedAndTheRightOneWorks) {
   EXPECT_THAT(Claim("dev1.key", "S1"), Succeeds());
 }
 
-TEST_F(EnrollServeTest, CloneOfAClaimedSerialAndAnExhaustedBatchAreRefused) {
+TEST_F(EnrollServeDefaultTlsTest, CloneOfAClaimedSerialAndAnExhaustedBatchAreRefused) {
   for (const char* k : {"dev1.key", "dev2.key", "dev3.key"}) {
     Keygen(k);
   }
@@ -232,7 +259,7 @@ TEST_F(EnrollServeTest, CloneOfAClaimedSerialAndAnExhaustedBatchAreRefused) {
   EXPECT_THAT(Claim("dev3.key", "S3"), FailsWith(5, HasSubstr("exhausted")));
 }
 
-TEST_F(EnrollServeTest, ExpiredBatchRefusesClaims) {
+TEST_F(EnrollServeDefaultTlsTest, ExpiredBatchRefusesClaims) {
   ASSERT_THAT(CreateBatch("short", "5", "1s"), Succeeds());
   ProcessResult show = Batch({"show", "short", "--json"});
   ASSERT_THAT(show, Succeeds());
@@ -250,7 +277,7 @@ TEST_F(EnrollServeTest, ExpiredBatchRefusesClaims) {
   EXPECT_THAT(Claim("dev1.key", "S1"), Succeeds());
 }
 
-TEST_F(EnrollServeTest, RevokedBatchRefusesClaimsAndCanTakeItsDevicesWithIt) {
+TEST_F(EnrollServeDefaultTlsTest, RevokedBatchRefusesClaimsAndCanTakeItsDevicesWithIt) {
   for (const char* k : {"dev1.key", "dev2.key"}) {
     Keygen(k);
   }
@@ -266,7 +293,7 @@ TEST_F(EnrollServeTest, RevokedBatchRefusesClaimsAndCanTakeItsDevicesWithIt) {
 
 // A proof is bound to its TLS connection: an attacker who captured one (even with the device's
 // key, e.g. a proxy in the factory network) cannot use it on another connection.
-TEST_F(EnrollServeTest, ProofReplayedOnANewConnectionIsRefused) {
+TEST_P(EnrollServeTest, ProofReplayedOnANewConnectionIsRefused) {
   ASSERT_OK_AND_ASSIGN(PrivateKey key, PrivateKey::Generate(KeyType::kP256));
   ASSERT_OK_AND_ASSIGN(Certificate self, device::SelfSignedCertificate(key, SystemClock()));
   std::vector<Certificate> chain = {self};
@@ -333,7 +360,7 @@ TEST_F(EnrollServeTest, ProofReplayedOnANewConnectionIsRefused) {
 
 // --- Operator approval (engineer present) ---
 
-TEST_F(EnrollServeTest, PendingDeviceIsRefusedUntilTheOperatorApprovesItsCode) {
+TEST_F(EnrollServeDefaultTlsTest, PendingDeviceIsRefusedUntilTheOperatorApprovesItsCode) {
   Keygen("dev1.key");
   ProcessResult asked = Device("dev1.key", {"request-approval", "--serial", "P1", "--json"});
   ASSERT_THAT(asked, Succeeds());
@@ -358,7 +385,7 @@ TEST_F(EnrollServeTest, PendingDeviceIsRefusedUntilTheOperatorApprovesItsCode) {
   EXPECT_THAT(hello.out, HasSubstr("P1"));
 }
 
-TEST_F(EnrollServeTest, RejectedRequestLeavesTheDeviceOut) {
+TEST_F(EnrollServeDefaultTlsTest, RejectedRequestLeavesTheDeviceOut) {
   Keygen("dev1.key");
   ASSERT_THAT(Device("dev1.key", {"request-approval", "--serial", "P1"}), Succeeds());
   const std::string id = Hallmark({"device", "--key", P("dev1.key"), "id"}).out.substr(0, 64);
@@ -370,7 +397,7 @@ TEST_F(EnrollServeTest, RejectedRequestLeavesTheDeviceOut) {
 
 // --- EST (RFC 7030) with curl ---
 
-TEST_F(EnrollServeTest, CurlGetsAnOperationalCertificateOverEstAndRenewsWithIt) {
+TEST_P(EnrollServeTest, CurlGetsAnOperationalCertificateOverEstAndRenewsWithIt) {
   Keygen("dev1.key");
   ASSERT_THAT(Claim("dev1.key", "S1"), Succeeds());
   const std::string self = SelfSigned("dev1.key");
@@ -425,7 +452,7 @@ TEST_F(EnrollServeTest, CurlGetsAnOperationalCertificateOverEstAndRenewsWithIt) 
   EXPECT_EQ(Json(list).value("count", -1), 1) << list.out;
 }
 
-TEST_F(EnrollServeTest, EstRefusesOtherKeysStrangersAndBadBodies) {
+TEST_P(EnrollServeTest, EstRefusesOtherKeysStrangersAndBadBodies) {
   for (const char* k : {"dev1.key", "dev2.key"}) {
     Keygen(k);
   }
@@ -468,7 +495,7 @@ TEST_F(EnrollServeTest, EstRefusesOtherKeysStrangersAndBadBodies) {
   EXPECT_EQ(Json(Registry({"list", "--json"})).value("count", -1), 1);
 }
 
-TEST_F(EnrollServeTest, DeviceClientEnrollsAndRenewsOnlyWhenDueUnlessForced) {
+TEST_F(EnrollServeDefaultTlsTest, DeviceClientEnrollsAndRenewsOnlyWhenDueUnlessForced) {
   Keygen("dev1.key");
   ASSERT_THAT(Claim("dev1.key", "S1"), Succeeds());
   ASSERT_THAT(Device("dev1.key", {"enroll", "--out", P("op.pem")}), Succeeds());
@@ -516,7 +543,7 @@ bool AcceptsConnections(uint16_t port) {
   return ok;
 }
 
-TEST_F(EnrollServeTest, OperationalCertificateAuthenticatesAgainstMosquitto) {
+TEST_F(EnrollServeDefaultTlsTest, OperationalCertificateAuthenticatesAgainstMosquitto) {
   Keygen("dev1.key");
   ASSERT_THAT(Claim("dev1.key", "S1"), Succeeds());
   ASSERT_THAT(Device("dev1.key", {"enroll", "--out", P("op.pem"), "--ca-out", P("est-chain.pem")}),
