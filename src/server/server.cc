@@ -180,6 +180,18 @@ awaitable<void> Linger(Connection& c, beast::flat_buffer& buffer, uint64_t expec
   }
 }
 
+// ReadAhead reads what is there of the next request into c.read_ahead, without waiting.
+Io ReadAhead(Connection& c) {
+  c.read_ahead.resize(kReadChunk);
+  size_t n = 0;
+  Io io = c.tls->Read({c.read_ahead.data(), c.read_ahead.size()}, n);
+  c.read_ahead.resize(n);
+  if (n == 0) {
+    std::string().swap(c.read_ahead);
+  }
+  return io;
+}
+
 // Serialize renders a response in HTTP/1.x.
 std::string Serialize(const HttpResponse& res, unsigned version, bool keep_alive) {
   auto reason_text = http::obsolete_reason(static_cast<http::status>(res.status));
@@ -635,6 +647,21 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
     c.established = true;
   }
   for (;;) {
+    if (readable && c.read_ahead.empty()) {
+      // Readiness can be spurious, or only TLS housekeeping arrived (a key update): the next
+      // request has begun only once a byte of it is here.
+      switch (ReadAhead(c)) {
+        case Io::kDone:
+        case Io::kWantWrite:
+          break;
+        case Io::kWantRead:
+          readable = false;
+          break;
+        default:
+          c.deadline.cancel();
+          co_return;  // closed by the peer, or broken
+      }
+    }
     if (!readable && c.read_ahead.empty() && !c.tls->HasBufferedInput()) {
       WaitIdle(std::move(shared));
       co_return;
@@ -646,6 +673,8 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
       break;
     }
   }
+  spdlog::debug("event=connection_closed peer={} reason={}", c.peer,
+                c.timed_out ? "request_timeout" : "request_ended");
   c.deadline.cancel();
   c.tls->Shutdown();
 }
@@ -658,6 +687,8 @@ void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
                       [this, shared = std::move(shared)](const beast::error_code& ec) mutable {
                         Connection& conn = *shared;
                         if (ec || conn.timed_out) {
+                          spdlog::debug("event=connection_closed peer={} reason={}", conn.peer,
+                                        conn.timed_out ? "idle_timeout" : ec.message());
                           conn.deadline.cancel();
                           conn.tls->Shutdown();
                           return;
