@@ -3,12 +3,15 @@
 # with the same certificates and the same load, one server at a time; then the server memory each
 # idle authenticated connection costs. Method and figures: docs/performance.md.
 #
-#   scripts/bench-server.sh                                  # about 2 minutes
+#   scripts/bench-server.sh                                  # about 3 minutes
 #   BENCH_DURATION=30 BENCH_IDLE=10000 scripts/bench-server.sh
 #
-# Both servers run pinned to core 0 and the load generator (bench/loadgen.cc) to core 1. The
+# The servers run pinned to core 0 and the load generator (bench/loadgen.cc) to core 1. The
 # headline is the server's CPU time per completed hello (utime+stime from /proc), which stays
 # comparable when the load generator, not the server, limits the rate.
+#
+# Servers ("targets"): hallmark-gnutls (`hallmark serve` with `library = "gnutls"`, the default
+# TLS library), hallmark-openssl (the same with `library = "openssl"`) and nginx.
 #
 # Environment:
 #   BUILD_DIR          build directory (default: build), built by scripts/build.sh
@@ -16,26 +19,34 @@
 #   BENCH_DURATION     seconds of load per measurement (default 10)
 #   BENCH_WARMUP       seconds of unreported load before each measurement (default 1)
 #   BENCH_CONCURRENCY  connections in flight (default 32)
-#   BENCH_ROUNDS       repeat the hallmark and nginx runs this often, to show the noise (default 1)
+#   BENCH_TARGETS      servers of the handshake runs (default "hallmark-gnutls hallmark-openssl
+#                      nginx").
+#                      Each hallmark target: the ca policy (every round), the registry policy,
+#                      resumption, two threads / two processes, one connection at a time; nginx:
+#                      with and without session tickets (every round), resumption, one at a time
+#   BENCH_ROUNDS       repeat the ca-policy and nginx runs this often, to show the noise (default 1)
 #   BENCH_DEVICES      device certificates to issue; the load uses the first (default 3)
 #   BENCH_IDLE         idle connections per server for the memory figure, 0 to skip (default
 #                      2000); one server process holds at most ~19,900 (open-file limit 20,000)
 #   BENCH_IDLE_STEPS   client processes that open them one after another, each from its own
 #                      127.0.0.x source address; the slope is taken between the first and the
 #                      last step (default 2)
+#   BENCH_IDLE_OPEN_S  seconds each step's client may take to open its connections (default 300);
+#                      it stops early once all are open, not if the server closed some meanwhile
 #   BENCH_IDLE_SERVERS server processes per server under test for the idle figure (default 1:
 #                      the servers of the handshake runs). More: that many `hallmark serve`
 #                      processes sharing the port (reuse_port), nginx with that many workers
 #                      (`reuseport`), that many probes; past ~19,900 connections one process
 #                      runs out of descriptors, e.g. BENCH_IDLE=40000 BENCH_IDLE_STEPS=4
 #                      BENCH_IDLE_SERVERS=3
-#   BENCH_IDLE_TARGETS servers measured idle (default "hallmark nginx"); also "gnutls" and
-#                      "openssl": bench/gnutls_idle_probe, a minimal mutual-TLS server on GnuTLS
-#                      or OpenSSL (built where GnuTLS is installed)
+#   BENCH_IDLE_TARGETS servers measured idle (default "hallmark-gnutls hallmark-openssl nginx");
+#                      also "gnutls" and "openssl": bench/gnutls_idle_probe, a minimal mutual-TLS
+#                      server on GnuTLS or OpenSSL (built where GnuTLS is installed)
 #   BENCH_HANDSHAKES   0: skip the handshake runs (idle figures only)
 #   BENCH_HALLMARK     the hallmark binary to run (default BUILD_DIR/hallmark), e.g. one built
 #                      with another HALLMARK_ALLOCATOR
 #   BENCH_HALLMARK_TLS lines for the [tls] table of every hallmark config, e.g. "resumption = false"
+#                      (not `library`: the target sets it)
 #   BENCH_KEEP         1: keep the temporary directory (certificates, configs, logs, JSON)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
@@ -49,7 +60,13 @@ DEVICES=${BENCH_DEVICES:-3}
 IDLE=${BENCH_IDLE:-2000}
 IDLE_STEPS=${BENCH_IDLE_STEPS:-2}
 IDLE_SERVERS=${BENCH_IDLE_SERVERS:-1}
-IDLE_TARGETS=${BENCH_IDLE_TARGETS:-hallmark nginx}
+IDLE_TARGETS=${BENCH_IDLE_TARGETS:-hallmark-gnutls hallmark-openssl nginx}
+TARGETS=${BENCH_TARGETS:-hallmark-gnutls hallmark-openssl nginx}
+IDLE_OPEN_S=${BENCH_IDLE_OPEN_S:-300}
+# HOLD_S: how long the idle connections may stay silent (the clients' hold, hallmark's
+# idle_timeout_s, nginx's keepalive_timeout, the probes' life): longer than the slowest idle run,
+# so that no server closes the first step's connections before the last step is measured.
+HOLD_S=$((IDLE_STEPS * (IDLE_OPEN_S + 10) + 600))
 HANDSHAKES=${BENCH_HANDSHAKES:-1}
 HALLMARK_TLS=${BENCH_HALLMARK_TLS:-}
 
@@ -70,6 +87,14 @@ for bin in "$HALLMARK" "$LOADGEN"; do
 done
 for tool in nginx taskset curl openssl; do
   command -v "$tool" >/dev/null || { echo "bench-server: $tool missing" >&2; exit 1; }
+done
+for target in $TARGETS; do
+  [[ $target =~ ^(hallmark-openssl|hallmark-gnutls|nginx)$ ]] ||
+    { echo "bench-server: unknown BENCH_TARGETS entry $target" >&2; exit 1; }
+done
+for target in $IDLE_TARGETS; do
+  [[ $target =~ ^(hallmark-openssl|hallmark-gnutls|nginx|gnutls|openssl)$ ]] ||
+    { echo "bench-server: unknown BENCH_IDLE_TARGETS entry $target" >&2; exit 1; }
 done
 
 
@@ -105,36 +130,53 @@ hm registry --db reg.db --registrar-key registrar.key init
 hm registry --db reg.db --registrar-key registrar.key add --pubkey dev-1.pub \
   --serial ACME-000001 --owner ACME
 MAX_CONN=$((IDLE + 1000 > 10000 ? IDLE + 1000 : 10000))
-# tls_table: the [tls] table of every hallmark config (BENCH_HALLMARK_TLS), or nothing.
+# tls_table TARGET: the [tls] table of TARGET's config: its TLS library and BENCH_HALLMARK_TLS.
 tls_table() {
-  [[ -z $HALLMARK_TLS ]] || printf '[tls]\n%s\n' "$HALLMARK_TLS"
+  local lines=("library = \"${1#hallmark-}\"")
+  [[ -z $HALLMARK_TLS ]] || lines+=("$HALLMARK_TLS")
+  echo '[tls]'
+  printf '%s\n' "${lines[@]}"
 }
 
-# config_head THREADS REUSE_PORT MAX_CONNECTIONS: the tables every hallmark config shares (the
-# registry is configured, so each handshake also makes the registry lookup).
+# config_head TARGET THREADS REUSE_PORT MAX_CONNECTIONS: the tables every config of a hallmark
+# target shares (the registry is configured, so each handshake also makes the registry lookup).
 config_head() {
   cat <<EOF
 [server]
 certificate = "server.pem"
 private_key = "server.key"
-threads = $1
-reuse_port = $2
+threads = $2
+reuse_port = $3
 [limits]
-idle_timeout_s = 900
-max_connections = $3
+idle_timeout_s = $HOLD_S
+max_connections = $4
 [registry]
 db = "reg.db"
 registrar_public_key = "registrar.key.pub"
 [admin]
 listen = "127.0.0.1:0"
-$(tls_table)
+$(tls_table "$1")
 EOF
 }
 
-# --- hallmark: one worker thread, a ca listener and a registry listener.
-{
-  config_head 1 false "$MAX_CONN"
-  cat <<EOF
+# group_failed NAME LOG: reports a server (group) that did not start (fails).
+group_failed() {
+  echo "bench-server: $1 did not start" >&2
+  cat "$2" >&2
+  return 1
+}
+
+# --- hallmark: the server of the handshake runs (and of the idle runs with one process) for each
+# hallmark target, started when first needed: one worker thread, a ca listener and a registry
+# listener, in TARGET.toml / .out / .log.
+declare -A MAIN_PID MAIN_CA_PORT MAIN_REG_PORT MAIN_ADMIN
+# start_main TARGET: starts TARGET's server unless it runs already.
+start_main() {
+  local t=$1 policy port
+  [[ -z ${MAIN_PID[$t]:-} ]] || return 0
+  {
+    config_head "$t" 1 false "$MAX_CONN"
+    cat <<EOF
 [[listener]]
 listen = "127.0.0.1:0"
 policy = "ca"
@@ -143,23 +185,19 @@ anchors = ["ca/customers/acme/ca.pem"]
 listen = "127.0.0.1:0"
 policy = "registry"
 EOF
-} >hallmark.toml
-taskset -c 0 "$HALLMARK" serve --config hallmark.toml >hallmark.out 2>hallmark.log &
-HM_PID=$!
-PIDS+=("$HM_PID")
-wait_for_line hallmark.out '"ready"' "$HM_PID" || {
-  echo "bench-server: hallmark did not start" >&2
-  cat hallmark.log >&2
-  exit 1
+  } >"$t.toml"
+  taskset -c 0 "$HALLMARK" serve --config "$t.toml" >"$t.out" 2>"$t.log" &
+  MAIN_PID[$t]=$!
+  PIDS+=("${MAIN_PID[$t]}")
+  wait_for_line "$t.out" '"ready"' "${MAIN_PID[$t]}" || group_failed "$t" "$t.log"
+  # The port of each listener in the ready line (keys in any order).
+  for policy in ca registry; do
+    port=$(grep -o "{[^{}]*\"policy\":\"$policy\"[^{}]*}" "$t.out" |
+      grep -o '"listen":"[^"]*' | grep -o '[0-9]*$')
+    if [[ $policy == ca ]]; then MAIN_CA_PORT[$t]=$port; else MAIN_REG_PORT[$t]=$port; fi
+  done
+  MAIN_ADMIN[$t]=$(grep -o '"admin":"[^"]*' "$t.out" | cut -d'"' -f4)
 }
-# listener_port POLICY: the port of that listener in the ready line (keys in any order).
-listener_port() {
-  grep -o "{[^{}]*\"policy\":\"$1\"[^{}]*}" hallmark.out | grep -o '"listen":"[^"]*' |
-    grep -o '[0-9]*$'
-}
-HM_CA_PORT=$(listener_port ca)
-HM_REG_PORT=$(listener_port registry)
-HM_ADMIN=$(grep -o '"admin":"[^"]*' hallmark.out | cut -d'"' -f4)
 
 # --- nginx: the same server certificate and key, client certificates required and verified up to
 # the vendor root (nginx has no partial-chain option), one worker. Own prefix, config, pid and
@@ -202,7 +240,7 @@ http {
   fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
   uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
   scgi_temp_path $WORK/nginx/tmp/scgi;
-  keepalive_timeout 900s;
+  keepalive_timeout ${HOLD_S}s;
 $(nginx_server "$port" "")
 $(nginx_server $((port + 1)) "
     ssl_session_tickets off;")
@@ -260,66 +298,106 @@ load() {
   cat "$name.txt"
 }
 
-# serve_variant NAME THREADS REUSE PORT [MAX_CONNECTIONS]: starts one hallmark process with a ca
-# listener on PORT and an admin listener on a free port, prints its PID.
+# serve_variant TARGET NAME THREADS REUSE PORT [MAX_CONNECTIONS]: starts one hallmark process
+# of TARGET with a ca listener on PORT and an admin listener on a free port, prints its PID.
 serve_variant() {
   {
-    config_head "$2" "$3" "${5:-$MAX_CONN}"
+    config_head "$1" "$3" "$4" "${6:-$MAX_CONN}"
     cat <<EOF
 [[listener]]
-listen = "127.0.0.1:$4"
+listen = "127.0.0.1:$5"
 policy = "ca"
 anchors = ["ca/customers/acme/ca.pem"]
 EOF
-  } >"$1.toml"
-  taskset -c 0 "$HALLMARK" serve --config "$1.toml" >"$1.out" 2>"$1.log" &
+  } >"$2.toml"
+  taskset -c 0 "$HALLMARK" serve --config "$2.toml" >"$2.out" 2>"$2.log" &
   echo $!
 }
 
-ROWS=()
-if [[ $HANDSHAKES == 1 ]]; then
-  echo "== handshakes: ${DURATION}s each, concurrency $CONCURRENCY, servers on core 0, load on core 1"
-  for round in $(seq "$ROUNDS"); do
-    load "hallmark-ca-$round" "$HM_CA_PORT" "$HM_PID"
-    load "nginx-$round" "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
-    load "nginx-notickets-$round" "$((NGINX_PORT + 1))" "$NGINX_PID $NGINX_WORKER"
-    ROWS+=("hallmark-ca-$round" "nginx-$round" "nginx-notickets-$round")
-  done
-  load hallmark-registry "$HM_REG_PORT" "$HM_PID"
-  load hallmark-ca-resume "$HM_CA_PORT" "$HM_PID" --resume
-  load nginx-resume "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER" --resume
-  ROWS+=(hallmark-registry hallmark-ca-resume nginx-resume)
-  # Threads or processes (issue 3: OpenSSL 3.0 threads share global locks): the ca listener
-  # served by one process with two event-loop threads, then by two single-threaded processes
-  # sharing the port with SO_REUSEPORT; all on core 0, so the figure is the CPU each handshake
-  # costs.
+# variant_runs TARGET: threads or processes (issue 3: OpenSSL 3.0 threads share global locks):
+# the ca listener served by one process with two event-loop threads, then by two single-threaded
+# processes sharing the port with SO_REUSEPORT; all on core 0, so the figure is the CPU each
+# handshake costs. Rows TARGET-ca-threads2 and TARGET-ca-procs2.
+variant_runs() {
+  local t=$1 port pid pid_a pid_b
   for _ in 1 2 3 4 5; do
-    VPORT=$((20000 + RANDOM % 12000))
-    T2_PID=$(serve_variant hallmark-threads2 2 false "$VPORT")
-    PIDS+=("$T2_PID")
-    if wait_for_line hallmark-threads2.out '"ready"' "$T2_PID"; then
+    port=$((20000 + RANDOM % 12000))
+    pid=$(serve_variant "$t" "$t-threads2" 2 false "$port")
+    PIDS+=("$pid")
+    if wait_for_line "$t-threads2.out" '"ready"' "$pid"; then
       break
     fi
   done
-  load hallmark-ca-threads2 "$VPORT" "$T2_PID"
-  stop_pid "$T2_PID"
-  P1_PID=$(serve_variant hallmark-proc-a 1 true "$VPORT")
-  P2_PID=$(serve_variant hallmark-proc-b 1 true "$VPORT")
-  PIDS+=("$P1_PID" "$P2_PID")
-  if wait_for_line hallmark-proc-a.out '"ready"' "$P1_PID" &&
-    wait_for_line hallmark-proc-b.out '"ready"' "$P2_PID"; then
-    load hallmark-ca-procs2 "$VPORT" "$P1_PID $P2_PID"
+  load "$t-ca-threads2" "$port" "$pid"
+  stop_pid "$pid"
+  pid_a=$(serve_variant "$t" "$t-proc-a" 1 true "$port")
+  pid_b=$(serve_variant "$t" "$t-proc-b" 1 true "$port")
+  PIDS+=("$pid_a" "$pid_b")
+  if wait_for_line "$t-proc-a.out" '"ready"' "$pid_a" &&
+    wait_for_line "$t-proc-b.out" '"ready"' "$pid_b"; then
+    load "$t-ca-procs2" "$port" "$pid_a $pid_b"
   fi
-  stop_pid "$P1_PID"
-  stop_pid "$P2_PID"
-  ROWS+=(hallmark-ca-threads2 hallmark-ca-procs2)
+  stop_pid "$pid_a"
+  stop_pid "$pid_b"
+  ROWS+=("$t-ca-threads2" "$t-ca-procs2")
+}
+
+# The hallmark targets among BENCH_TARGETS, in order; whether nginx is one of them.
+HM_TARGETS=()
+for target in $TARGETS; do
+  [[ $target == nginx ]] || HM_TARGETS+=("$target")
+done
+[[ " $TARGETS " == *" nginx "* ]] && WITH_NGINX=1 || WITH_NGINX=0
+NGINX_PIDS="$NGINX_PID $NGINX_WORKER"
+
+ROWS=()
+declare -A METRICS
+if [[ $HANDSHAKES == 1 ]]; then
+  for t in "${HM_TARGETS[@]}"; do
+    start_main "$t"
+  done
+  echo "== handshakes: ${DURATION}s each, concurrency $CONCURRENCY, servers on core 0, load on core 1"
+  for round in $(seq "$ROUNDS"); do
+    for t in $TARGETS; do
+      if [[ $t == nginx ]]; then
+        load "nginx-$round" "$NGINX_PORT" "$NGINX_PIDS"
+        load "nginx-notickets-$round" "$((NGINX_PORT + 1))" "$NGINX_PIDS"
+        ROWS+=("nginx-$round" "nginx-notickets-$round")
+      else
+        load "$t-ca-$round" "${MAIN_CA_PORT[$t]}" "${MAIN_PID[$t]}"
+        ROWS+=("$t-ca-$round")
+      fi
+    done
+  done
+  for t in $TARGETS; do
+    if [[ $t == nginx ]]; then
+      load nginx-resume "$NGINX_PORT" "$NGINX_PIDS" --resume
+      ROWS+=(nginx-resume)
+    else
+      load "$t-registry" "${MAIN_REG_PORT[$t]}" "${MAIN_PID[$t]}"
+      load "$t-ca-resume" "${MAIN_CA_PORT[$t]}" "${MAIN_PID[$t]}" --resume
+      ROWS+=("$t-registry" "$t-ca-resume")
+    fi
+  done
+  for t in "${HM_TARGETS[@]}"; do
+    variant_runs "$t"
+  done
   # One connection at a time: latency without queueing behind the other connections.
   SHORT=$(awk -v d="$DURATION" 'BEGIN { print (d / 2 > 1) ? d / 2 : 1 }')
-  LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load hallmark-ca-c1 "$HM_CA_PORT" "$HM_PID"
-  LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load nginx-c1 "$NGINX_PORT" "$NGINX_PID $NGINX_WORKER"
-  ROWS+=(hallmark-ca-c1 nginx-c1)
+  for t in $TARGETS; do
+    if [[ $t == nginx ]]; then
+      LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load nginx-c1 "$NGINX_PORT" "$NGINX_PIDS"
+      ROWS+=(nginx-c1)
+    else
+      LOAD_CONCURRENCY=1 LOAD_DURATION=$SHORT load "$t-ca-c1" "${MAIN_CA_PORT[$t]}" \
+        "${MAIN_PID[$t]}"
+      ROWS+=("$t-ca-c1")
+    fi
+  done
+  for t in "${HM_TARGETS[@]}"; do
+    METRICS[$t]=$(curl -s --max-time 5 "http://${MAIN_ADMIN[$t]}/metrics" || true)
+  done
 fi
-METRICS=$(curl -s --max-time 5 "http://$HM_ADMIN/metrics" || true)
 
 # --- Idle connections
 # A server under test is a group of processes listening on one port: GROUP_PORT, GROUP_PIDS
@@ -334,22 +412,16 @@ stop_group() {
   done
 }
 
-# group_failed NAME LOG: reports a group that did not start (fails).
-group_failed() {
-  echo "bench-server: $1 did not start" >&2
-  cat "$2" >&2
-  return 1
-}
-
-# start_hallmark_group NAME COUNT: COUNT hallmark processes sharing a port (reuse_port).
+# start_hallmark_group TARGET COUNT: COUNT hallmark processes of TARGET sharing a port
+# (reuse_port), named idle-TARGET-1...
 start_hallmark_group() {
-  local name=$1 count=$2 i pid ok
+  local target=$1 name=idle-$1 count=$2 i pid ok
   local per_process=$((IDLE / count + 2000 < 19500 ? IDLE / count + 2000 : 19500))
   for _ in 1 2 3 4 5; do
     GROUP_PORT=$((20000 + RANDOM % 12000))
     GROUP_PIDS="" GROUP_ADMINS="" ok=1
     for i in $(seq "$count"); do
-      pid=$(serve_variant "$name-$i" 1 true "$GROUP_PORT" "$per_process")
+      pid=$(serve_variant "$target" "$name-$i" 1 true "$GROUP_PORT" "$per_process")
       PIDS+=("$pid")
       GROUP_PIDS+=" $pid"
     done
@@ -389,7 +461,7 @@ http {
   fastcgi_temp_path $WORK/$name/tmp/fastcgi;
   uwsgi_temp_path $WORK/$name/tmp/uwsgi;
   scgi_temp_path $WORK/$name/tmp/scgi;
-  keepalive_timeout 900s;
+  keepalive_timeout ${HOLD_S}s;
 $(nginx_server "$GROUP_PORT" "" " reuseport")
 }
 EOF
@@ -423,7 +495,7 @@ start_probe_group() {
     GROUP_PIDS="" GROUP_PROBES="" ok=1
     for i in $(seq "$count"); do
       taskset -c 0 "$PROBE" --tls "$tls" --port "$GROUP_PORT" --reuse-port --cert server.pem \
-        --key server.key --ca ca/customers/acme/ca.pem --duration 1800 \
+        --key server.key --ca ca/customers/acme/ca.pem --duration "$HOLD_S" \
         >"$name-$i.out" 2>"$name-$i.log" &
       pid=$!
       PIDS+=("$pid")
@@ -438,15 +510,16 @@ start_probe_group() {
 }
 
 # start_group TARGET: the server group for one BENCH_IDLE_TARGETS entry. With one server process,
-# hallmark and nginx are the servers of the handshake runs.
+# hallmark-gnutls, hallmark-openssl and nginx are the servers of the handshake runs.
 start_group() {
   GROUP_ADMINS="" GROUP_PROBES=""
   case $1 in
-    hallmark)
+    hallmark-openssl | hallmark-gnutls)
       if [[ $IDLE_SERVERS == 1 ]]; then
-        GROUP_PORT=$HM_CA_PORT GROUP_PIDS=$HM_PID GROUP_ADMINS=$HM_ADMIN
+        start_main "$1"
+        GROUP_PORT=${MAIN_CA_PORT[$1]} GROUP_PIDS=${MAIN_PID[$1]} GROUP_ADMINS=${MAIN_ADMIN[$1]}
       else
-        start_hallmark_group idle-hallmark "$IDLE_SERVERS"
+        start_hallmark_group "$1" "$IDLE_SERVERS"
       fi
       ;;
     nginx)
@@ -511,12 +584,12 @@ idle() {
   for step in $(seq "$IDLE_STEPS"); do
     taskset -c 1 "$LOADGEN" --connect "127.0.0.1:$GROUP_PORT" \
       --source "127.0.0.$((10 + step))" --cert dev-1.pem --key dev-1.key --cafile ca/root.pem \
-      --concurrency "$CONCURRENCY" --idle "$per" --hold 900 --duration 300 \
+      --concurrency "$CONCURRENCY" --idle "$per" --hold "$HOLD_S" --duration "$IDLE_OPEN_S" \
       --label "$name-idle-$step" >"$name-idle-$step.json" 2>"$name-idle-$step.txt" &
     pid=$!
     PIDS+=("$pid")
     clients+=("$pid")
-    if ! wait_for_line "$name-idle-$step.json" '"holding"' "$pid" 310; then
+    if ! wait_for_line "$name-idle-$step.json" '"holding"' "$pid" $((IDLE_OPEN_S + 10)); then
       echo "bench-server: idle step $step against $name did not complete" >&2
       cat "$name-idle-$step.txt" >&2
       break
@@ -555,10 +628,14 @@ fi
 
 # --- Report
 if [[ ${#ROWS[@]} -gt 0 ]]; then
+  W=22  # the run column: today's width, wider for longer run names
+  for r in "${ROWS[@]}"; do
+    [[ ${#r} -le $W ]] || W=${#r}
+  done
   echo
   echo "== Server CPU per mutual-TLS 1.3 handshake + GET /v1/hello (lower is better)"
   echo "   (full handshakes, except the -resume rows, which reuse sessions the server offers)"
-  printf "%-22s %5s %9s %6s %7s %7s %7s %7s %7s %7s %7s %9s %7s\n" run conc completed failed \
+  printf "%-${W}s %5s %9s %6s %7s %7s %7s %7s %7s %7s %7s %9s %7s\n" run conc completed failed \
     rate/s p50_ms p90_ms p99_ms max_ms srv_cpu lg_cpu us/hello resumed
   for r in "${ROWS[@]}"; do
     f=$r.json
@@ -568,28 +645,34 @@ if [[ ${#ROWS[@]} -gt 0 ]]; then
       -v rate="$(jget "$f" rate_per_s)" -v p50="$(jget "$f" latency_us_p50)" \
       -v p90="$(jget "$f" latency_us_p90)" -v p99="$(jget "$f" latency_us_p99)" \
       -v mx="$(jget "$f" latency_us_max)" -v u="$(jget "$f" server_cpu_util)" \
-      -v us="$(jget "$f" server_cpu_us_per_handshake)" -v res="$(jget "$f" resumed)" 'BEGIN {
-        printf "%-22s %5d %9d %6d %7.0f %7.2f %7.2f %7.2f %7.2f %6.0f%% %6.0f%% %9.0f %7d\n",
+      -v us="$(jget "$f" server_cpu_us_per_handshake)" -v res="$(jget "$f" resumed)" \
+      -v w="$W" 'BEGIN {
+        printf "%-" w "s %5d %9d %6d %7.0f %7.2f %7.2f %7.2f %7.2f %6.0f%% %6.0f%% %9.0f %7d\n",
                r, conc, c, fl, rate, p50 / 1000, p90 / 1000, p99 / 1000, mx / 1000, 100 * u,
                (t > 0 ? 100 * lg / t : 0), us, res }'
   done
-  for round in $(seq "$ROUNDS"); do
-    awk -v h="$(jget "hallmark-ca-$round.json" server_cpu_us_per_handshake)" \
-      -v n="$(jget "nginx-$round.json" server_cpu_us_per_handshake)" \
-      -v t="$(jget "nginx-notickets-$round.json" server_cpu_us_per_handshake)" \
-      -v round="$round" 'BEGIN {
-        if (h > 0) printf "ratio nginx/hallmark (ca policy), round %d: %.2fx" \
-          " (nginx without session tickets: %.2fx)\n", round, n / h, t / h }'
+  for t in "${HM_TARGETS[@]}"; do
+    [[ $WITH_NGINX == 1 ]] || break
+    for round in $(seq "$ROUNDS"); do
+      awk -v h="$(jget "$t-ca-$round.json" server_cpu_us_per_handshake)" \
+        -v n="$(jget "nginx-$round.json" server_cpu_us_per_handshake)" \
+        -v nt="$(jget "nginx-notickets-$round.json" server_cpu_us_per_handshake)" \
+        -v t="$t" -v round="$round" 'BEGIN {
+          if (h > 0) printf "ratio nginx/%s (ca policy), round %d: %.2fx" \
+            " (nginx without session tickets: %.2fx)\n", t, round, n / h, nt / h }'
+    done
+    awk -v h="$(jget "$t-registry.json" server_cpu_us_per_handshake)" \
+      -v n="$(jget nginx-1.json server_cpu_us_per_handshake)" -v t="$t" 'BEGIN {
+        if (h > 0) printf "ratio nginx/%s (registry policy): %.2fx\n", t, n / h }'
   done
-  awk -v h="$(jget hallmark-registry.json server_cpu_us_per_handshake)" \
-    -v n="$(jget nginx-1.json server_cpu_us_per_handshake)" 'BEGIN {
-      if (h > 0) printf "ratio nginx/hallmark (registry policy): %.2fx\n", n / h }'
-  if [[ $(jget hallmark-ca-resume.json resumed) == 0 ]]; then
-    echo "hallmark resumed no session (offered: $(jget hallmark-ca-resume.json sessions_offered))"
-  fi
-  echo "hallmark /metrics, whole run:" \
-    "$(echo "$METRICS" | grep -E '^hallmark_(handshakes|handshake_failures)_total' |
-      grep -v ' 0$' | tr '\n' ' ')"
+  for t in "${HM_TARGETS[@]}"; do
+    if [[ $(jget "$t-ca-resume.json" resumed) == 0 ]]; then
+      echo "$t resumed no session (offered: $(jget "$t-ca-resume.json" sessions_offered))"
+    fi
+    echo "$t /metrics, whole run:" \
+      "$(echo "${METRICS[$t]}" | grep -E '^hallmark_(handshakes|handshake_failures)_total' |
+        grep -v ' 0$' | tr '\n' ' ')"
+  done
 fi
 if [[ ${#IDLE_ROWS[@]} -gt 0 ]]; then
   echo

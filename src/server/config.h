@@ -13,7 +13,7 @@
 //   max_header_bytes = 8192
 //
 //   [tls]
-//   library = "openssl"                # or "gnutls": half the memory per idle connection
+//   library = "gnutls"                 # or "openssl" (ADR 0008)
 //   resumption = true                  # one ticket per handshake (see server/tls.h)
 //   session_cache_size = 20000
 //   session_lifetime_s = 3600
@@ -87,7 +87,7 @@ struct ServerConfig {
   uint32_t max_header_bytes = 8192;
 
   // tls_library: which TLS library serves the device listeners (server/tls.h, ADR 0008).
-  TlsLibrary tls_library = TlsLibrary::kOpenSsl;
+  TlsLibrary tls_library = TlsLibrary::kGnuTls;
   // TLS 1.3 resumption through a server-side session cache (one ticket per full handshake,
   // naming a cache entry); resumed devices are authorized again by the listener's policy.
   bool session_resumption = true;

@@ -173,10 +173,10 @@ TEST(ConfigTest, ParsesCacheSizesAndCrlReload) {
   EXPECT_EQ(defaults->listeners[0].crl_reload, std::chrono::seconds(10));
 }
 
-TEST(ConfigTest, TlsLibraryIsOpensslUnlessGnutlsIsChosen) {
+TEST(ConfigTest, TlsLibraryIsGnutlsUnlessOpensslIsChosen) {
   auto defaults = ParseConfig(kMinimal, ".");
   ASSERT_THAT(defaults, IsOk());
-  EXPECT_EQ(defaults->tls_library, TlsLibrary::kOpenSsl);
+  EXPECT_EQ(defaults->tls_library, TlsLibrary::kGnuTls);
   for (auto [name, library] :
        {std::pair{"openssl", TlsLibrary::kOpenSsl}, std::pair{"gnutls", TlsLibrary::kGnuTls}}) {
     auto c = ParseConfig(kServer + kCaListener + "[tls]\nlibrary = \"" + name + "\"\n", ".");

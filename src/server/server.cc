@@ -67,10 +67,16 @@ struct Connection {
   asio::steady_timer deadline;
   Listener* listener;
   Metrics* metrics;
-  // identity: who the listener's policy accepted; empty for an unknown device admitted to open
-  // endpoints, and before the handshake.
-  std::optional<PeerIdentity> identity;
-  std::string peer;         // "address:port", for logs
+  // Peer is "address:port", for logs.
+  std::string Peer() const {
+    return remote.address().to_string() + ":" + std::to_string(remote.port());
+  }
+
+  tcp::endpoint remote;
+  // identified: the listener's policy accepted the device at the handshake (false: an unknown
+  // device admitted to open endpoints). Its identity is not kept: the policy decides again for
+  // every request, and that fresh answer is what the request sees.
+  bool identified = false;
   std::string read_ahead;   // bytes of the next pipelined request(s), usually empty
   uint32_t generation = 0;  // of the armed deadline
   bool timed_out = false;
@@ -178,6 +184,13 @@ awaitable<void> Linger(Connection& c, beast::flat_buffer& buffer, uint64_t expec
       co_return;
     }
   }
+}
+
+// Close ends an established connection: its deadline, and a close_notify (OpenSSL also keeps
+// the session resumable only after one). The socket closes with the last reference.
+void Close(Connection& c) {
+  c.deadline.cancel();
+  c.tls->Shutdown();
 }
 
 // ReadAhead reads what is there of the next request into c.read_ahead, without waiting.
@@ -562,28 +575,27 @@ awaitable<void> ServerImpl::Accept(Worker* worker, size_t index) {
 
 std::shared_ptr<Connection> ServerImpl::Connect(tcp::socket socket, Listener* listener) {
   beast::error_code ec;
-  const auto remote = socket.remote_endpoint(ec);
-  std::string peer = ec ? std::string("unknown")
-                        : remote.address().to_string() + ":" + std::to_string(remote.port());
-  socket.non_blocking(true, ec);
+  const tcp::endpoint remote = socket.remote_endpoint(ec);
+  if (!ec) {
+    socket.non_blocking(true, ec);
+  }
   auto tls = listener->tls->Accept(socket.native_handle());
   if (ec || !tls) {
-    spdlog::warn("event=connection_setup_failed peer={} detail=\"{}\"", peer,
+    spdlog::warn("event=connection_setup_failed detail=\"{}\"",
                  tls ? ec.message() : tls.error().message());
     metrics_.ConnectionClosed();
     return nullptr;
   }
   auto c = std::make_shared<Connection>(std::move(socket), std::move(*tls), listener, &metrics_);
-  c->peer = std::move(peer);
+  c->remote = remote;
   return c;
 }
 
 bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_point start) {
   Listener* listener = c.listener;
-  std::optional<PeerIdentity>& identity = c.identity;
-  const std::string& peer = c.peer;
-  // The policy's decision leaves the TLS session: the identity moves to the connection and the
-  // rest is freed before the connection goes idle.
+  std::optional<PeerIdentity> identity;
+  const std::string peer = c.Peer();
+  // The policy's decision leaves the TLS session and is freed before the connection goes idle.
   std::unique_ptr<HandshakeOutcome> decided = c.tls->TakeOutcome();
   std::string rejection;
   if (io == Io::kDone && c.tls->resumed()) {
@@ -623,6 +635,7 @@ bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_po
                  listener->policy->name(), HandshakeFailureName(why), rejection);
     return false;
   }
+  c.identified = true;
   metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
   spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer, identity->policy,
                 identity->device_id, c.tls->resumed());
@@ -658,8 +671,8 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
           readable = false;
           break;
         default:
-          c.deadline.cancel();
-          co_return;  // closed by the peer, or broken
+          Close(c);  // closed by the peer, or broken
+          co_return;
       }
     }
     if (!readable && c.read_ahead.empty() && !c.tls->HasBufferedInput()) {
@@ -673,10 +686,9 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
       break;
     }
   }
-  spdlog::debug("event=connection_closed peer={} reason={}", c.peer,
+  spdlog::debug("event=connection_closed peer={} reason={}", c.Peer(),
                 c.timed_out ? "request_timeout" : "request_ended");
-  c.deadline.cancel();
-  c.tls->Shutdown();
+  Close(c);
 }
 
 void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
@@ -687,10 +699,9 @@ void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
                       [this, shared = std::move(shared)](const beast::error_code& ec) mutable {
                         Connection& conn = *shared;
                         if (ec || conn.timed_out) {
-                          spdlog::debug("event=connection_closed peer={} reason={}", conn.peer,
+                          spdlog::debug("event=connection_closed peer={} reason={}", conn.Peer(),
                                         conn.timed_out ? "idle_timeout" : ec.message());
-                          conn.deadline.cancel();
-                          conn.tls->Shutdown();
+                          Close(conn);
                           return;
                         }
                         auto executor = conn.socket.get_executor();
@@ -700,8 +711,7 @@ void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
 
 awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
   Listener* listener = c.listener;
-  const PeerIdentity* identity = c.identity ? &*c.identity : nullptr;
-  const std::string& peer = c.peer;
+  const std::string peer = c.Peer();
   const uint32_t header_limit = config_.max_header_bytes;
   beast::flat_buffer buffer;
   if (!c.read_ahead.empty()) {
@@ -766,14 +776,20 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
   // The identity was decided at the handshake; a long-lived connection must not outlive a
   // revocation or an expiry, so the policy decides again for every request.
   const auto chain = c.tls->PeerChain();
-  if (identity != nullptr) {
-    if (auto id = Authorize(chain, listener); !id) {
+  std::optional<PeerIdentity> fresh;
+  if (c.identified) {
+    auto id = Authorize(chain, listener);
+    if (!id) {
       metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
       spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer,
-                   listener->policy->name(), identity->device_id, id.error().message());
+                   listener->policy->name(),
+                   chain && !chain->empty() ? chain->front().Key().DeviceId() : "unknown",
+                   id.error().message());
       co_return false;
     }
+    fresh = std::move(*id);
   }
+  const PeerIdentity* identity = fresh ? &*fresh : nullptr;
   HttpResponse res;
   if (handler == nullptr) {
     res = JsonError(404, "no such endpoint");

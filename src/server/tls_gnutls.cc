@@ -1,13 +1,17 @@
-// The GnuTLS 3.7 implementation of server/tls.h. Chosen with `[tls] library = "gnutls"`: an idle
-// connection costs about half what it costs with OpenSSL 3.0 (docs/adr/0008-tls-libraries.md).
+// The GnuTLS 3.7 implementation of server/tls.h, the default (`[tls] library = "gnutls"`): an
+// idle connection costs about half what it costs with OpenSSL 3.0, and a handshake about a
+// quarter less CPU (docs/adr/0008-tls-libraries.md).
 // GnuTLS does the handshake, the record layer and the proof that the client holds its
 // certificate's key (CertificateVerify); the listener's policy decides on the certificates
 // themselves, as with OpenSSL, after they are decoded by core/certificate (OpenSSL).
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
 
+#include "server/internal/lru_map.h"
 #include "server/tls.h"
 
 namespace hallmark::server {
@@ -19,18 +23,58 @@ using Io = TlsConnection::Io;
 constexpr const char* kPriorities = "NORMAL:-VERS-ALL:+VERS-TLS1.3";
 // kNonFatalRetries bounds how many non-fatal notices (e.g. a warning alert) one call skips.
 constexpr int kNonFatalRetries = 8;
+// kDecodedCertificates bounds the decoded-certificate cache of a listener (about 3 KiB each).
+constexpr size_t kDecodedCertificates = 1024;
 
 Error GnuTlsError(Code code, std::string_view what, int err) {
   return Error(code, std::string(what) + ": " + gnutls_strerror(err));
 }
 
+// DecodedCertificates hands the policy OpenSSL certificates for the DER GnuTLS received. OpenSSL
+// 3.0 decodes a certificate's key through its provider decoders, about 115 us for a P-256 device
+// certificate (bench/policy_bench BM_ParseDeviceCertificate), so the certificates it decoded are
+// kept, keyed by the SHA-256 of their DER, for a device that reconnects and for the requests of
+// an open connection. Bounded (least recently used goes first); thread-safe.
+class DecodedCertificates {
+ public:
+  DecodedCertificates() : map_(kDecodedCertificates, internal::NewDigestHash()) {}
+
+  Result<Certificate> Decode(std::span<const uint8_t> der) {
+    internal::Digest key;
+    const Bytes digest = Sha256(der);
+    std::copy_n(digest.begin(), key.size(), key.begin());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (const std::optional<Certificate>* known = map_.Find(key); known != nullptr) {
+        return **known;
+      }
+    }
+    auto cert = Certificate::FromDer(der);
+    if (cert) {
+      std::lock_guard<std::mutex> lock(mu_);
+      map_.Insert(key, *cert);
+    }
+    return cert;
+  }
+
+ private:
+  std::mutex mu_;
+  internal::LruMap<std::optional<Certificate>> map_;
+};
+
+// Listener is what all connections of one listener share.
+struct Listener {
+  const PeerVerification* verification = nullptr;
+  DecodedCertificates decoded;
+};
+
 // PeersOf decodes the certificates GnuTLS received (or restored from a resumption ticket).
-Result<std::vector<Certificate>> PeersOf(gnutls_session_t session) {
+Result<std::vector<Certificate>> PeersOf(gnutls_session_t session, DecodedCertificates& decoded) {
   unsigned int count = 0;
   const gnutls_datum_t* peers = gnutls_certificate_get_peers(session, &count);
   std::vector<Certificate> chain;
   for (unsigned int i = 0; peers != nullptr && i < count; ++i) {
-    auto cert = Certificate::FromDer({peers[i].data, peers[i].size});
+    auto cert = decoded.Decode({peers[i].data, peers[i].size});
     if (!cert) {
       return Error(Code::kInvalidArgument,
                    i == 0 ? "the device certificate does not decode: " + cert.error().message()
@@ -44,9 +88,8 @@ Result<std::vector<Certificate>> PeersOf(gnutls_session_t session) {
 
 class GnuTlsConnection : public TlsConnection {
  public:
-  GnuTlsConnection(gnutls_session_t session, const PeerVerification* verification,
-                   bool send_ticket)
-      : session_(session), verification_(verification), send_ticket_(send_ticket) {
+  GnuTlsConnection(gnutls_session_t session, Listener* listener, bool send_ticket)
+      : session_(session), listener_(listener), send_ticket_(send_ticket) {
     gnutls_session_set_ptr(session_, this);
   }
   ~GnuTlsConnection() override { gnutls_deinit(session_); }
@@ -62,9 +105,9 @@ class GnuTlsConnection : public TlsConnection {
       return -1;
     }
     try {
-      auto chain = PeersOf(session);
+      auto chain = PeersOf(session, self->listener_->decoded);
       bool accept = false;
-      self->outcome_ = self->verification_->Decide(chain, accept);
+      self->outcome_ = self->listener_->verification->Decide(chain, accept);
       if (accept && chain) {
         self->chain_ = std::move(*chain);  // for the first request's authorization
       }
@@ -182,9 +225,12 @@ class GnuTlsConnection : public TlsConnection {
     if (!chain_.empty()) {
       return chain_;
     }
-    auto chain = PeersOf(session_);
+    auto chain = PeersOf(session_, listener_->decoded);
     if (chain && chain->empty()) {
       return Error(Code::kUnauthenticated, "no peer certificate");
+    }
+    if (chain) {
+      chain_ = *chain;  // until the connection goes idle
     }
     return chain;
   }
@@ -250,7 +296,7 @@ class GnuTlsConnection : public TlsConnection {
   }
 
   gnutls_session_t session_;
-  const PeerVerification* verification_;
+  Listener* listener_;
   std::unique_ptr<HandshakeOutcome> outcome_;
   std::vector<Certificate> chain_;  // decoded at the handshake, dropped when idle
   size_t written_ = 0;              // of the Write in progress
@@ -279,7 +325,7 @@ class GnuTlsServer : public TlsServer {
   GnuTlsServer& operator=(const GnuTlsServer&) = delete;
 
   Status Init(const TlsServerOptions& options) {
-    verification_ = options.verification;
+    listener_.verification = options.verification;
     sessions_ = options.sessions;
     int r = gnutls_certificate_allocate_credentials(&credentials_);
     if (r < 0) {
@@ -324,7 +370,7 @@ class GnuTlsServer : public TlsServer {
       return GnuTlsError(Code::kResourceExhausted, "gnutls_init", r);
     }
     // Owned from here on: the connection deinits the session.
-    auto conn = std::make_unique<GnuTlsConnection>(session, verification_, sessions_.resumption);
+    auto conn = std::make_unique<GnuTlsConnection>(session, &listener_, sessions_.resumption);
     r = gnutls_priority_set(session, priorities_);
     if (r >= 0) {
       r = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, credentials_);
@@ -342,7 +388,7 @@ class GnuTlsServer : public TlsServer {
   }
 
  private:
-  const PeerVerification* verification_ = nullptr;
+  Listener listener_;
   SessionOptions sessions_;
   gnutls_certificate_credentials_t credentials_ = nullptr;
   gnutls_priority_t priorities_ = nullptr;
