@@ -1,6 +1,24 @@
 #include "server/tls.h"
 
+#include <openssl/crypto.h>
+
 namespace hallmark::server {
+
+Result<SecretBytes> TlsConnection::ExportKeyingMaterial(std::string_view label,
+                                                        std::span<const uint8_t> context,
+                                                        size_t length) const {
+  if (length == 0 || length > kMaxExporterLength) {
+    return Error(Code::kInvalidArgument, "exporter length must be 1.." +
+                                             std::to_string(kMaxExporterLength) + " bytes");
+  }
+  std::vector<uint8_t> out(length);
+  if (auto s = Export(label, context, out); !s) {
+    return s.error();
+  }
+  SecretBytes secret{std::span<const uint8_t>(out)};
+  OPENSSL_cleanse(out.data(), out.size());
+  return secret;
+}
 
 std::string_view TlsLibraryName(TlsLibrary library) {
   return library == TlsLibrary::kGnuTls ? "gnutls" : "openssl";

@@ -27,6 +27,9 @@
 
 namespace hallmark::server {
 
+// kMaxExporterLength bounds TlsConnection::ExportKeyingMaterial's `length`.
+inline constexpr size_t kMaxExporterLength = 1024;
+
 // HandshakeOutcome is what the policy decided for one connection.
 struct HandshakeOutcome {
   std::optional<PeerIdentity> identity;
@@ -105,10 +108,15 @@ class TlsConnection {
   // kept only to answer the current one (GnuTLS: the decoded peer chain).
   virtual void Idle() {}
 
-  // ExportKeyingMaterial is the TLS 1.3 exporter (RFC 8446 section 7.5).
-  virtual Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
-                                                   std::span<const uint8_t> context,
-                                                   size_t length) const = 0;
+  // ExportKeyingMaterial is the TLS 1.3 exporter (RFC 8446 section 7.5): `length` bytes, 1 to
+  // kMaxExporterLength.
+  Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
+                                           std::span<const uint8_t> context, size_t length) const;
+
+ protected:
+  // Export fills `out` with the exporter's output for `label` and `context`.
+  virtual Status Export(std::string_view label, std::span<const uint8_t> context,
+                        std::span<uint8_t> out) const = 0;
 };
 
 // TlsServer is a listener's TLS context: TLS 1.3 only, presenting the server's chain, requiring a
@@ -138,9 +146,6 @@ Result<std::unique_ptr<TlsServer>> MakeTlsServer(const TlsServerOptions& options
 // Library-specific constructors behind MakeTlsServer (the options are checked there).
 Result<std::unique_ptr<TlsServer>> MakeOpenSslServer(const TlsServerOptions& options);
 Result<std::unique_ptr<TlsServer>> MakeGnuTlsServer(const TlsServerOptions& options);
-
-// kMaxExporterLength bounds ExportKeyingMaterial's `length`.
-inline constexpr size_t kMaxExporterLength = 1024;
 
 }  // namespace hallmark::server
 

@@ -237,22 +237,15 @@ class GnuTlsConnection : public TlsConnection {
 
   void Idle() override { std::vector<Certificate>().swap(chain_); }
 
-  Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
-                                           std::span<const uint8_t> context,
-                                           size_t length) const override {
-    if (length == 0 || length > kMaxExporterLength) {
-      return Error(Code::kInvalidArgument, "exporter length must be 1..1024 bytes");
-    }
-    std::vector<uint8_t> out(length);
+  Status Export(std::string_view label, std::span<const uint8_t> context,
+                std::span<uint8_t> out) const override {
     const int r = gnutls_prf_rfc5705(session_, label.size(), label.data(), context.size(),
                                      reinterpret_cast<const char*>(context.data()), out.size(),
                                      reinterpret_cast<char*>(out.data()));
     if (r < 0) {
       return GnuTlsError(Code::kFailedPrecondition, "TLS exporter", r);
     }
-    SecretBytes secret{std::span<const uint8_t>(out)};
-    gnutls_memset(out.data(), 0, out.size());
-    return secret;
+    return OkStatus();
   }
 
  private:

@@ -156,22 +156,15 @@ class OpenSslConnection : public TlsConnection {
     return ChainOf(leaf, SSL_get_peer_cert_chain(ssl_.get()));
   }
 
-  Result<SecretBytes> ExportKeyingMaterial(std::string_view label,
-                                           std::span<const uint8_t> context,
-                                           size_t length) const override {
-    if (length == 0 || length > kMaxExporterLength) {
-      return Error(Code::kInvalidArgument, "exporter length must be 1..1024 bytes");
-    }
-    std::vector<uint8_t> out(length);
+  Status Export(std::string_view label, std::span<const uint8_t> context,
+                std::span<uint8_t> out) const override {
     const std::string label_text(label);
     if (SSL_export_keying_material(ssl_.get(), out.data(), out.size(), label_text.c_str(),
                                    label_text.size(), context.data(), context.size(),
                                    /*use_context=*/1) != 1) {
       return OsslError(Code::kFailedPrecondition, "TLS exporter");
     }
-    SecretBytes secret{std::span<const uint8_t>(out)};
-    OPENSSL_cleanse(out.data(), out.size());
-    return secret;
+    return OkStatus();
   }
 
  private:
