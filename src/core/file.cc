@@ -132,8 +132,12 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, mode_t mo
   }
   fs::path target(path);
   fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  std::string tmp =
-      (dir / ("." + target.filename().string() + ".tmp-" + HexEncode(RandomBytes(6)))).string();
+  // Appended piecewise: `"." + std::string` trips GCC 12's -Wrestrict false positive at -O3.
+  std::string name = ".";
+  name += target.filename().string();
+  name += ".tmp-";
+  name += HexEncode(RandomBytes(6));
+  std::string tmp = (dir / name).string();
   Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (fd.get() < 0) {
     return ErrnoError("cannot create", tmp, errno);
