@@ -118,12 +118,15 @@ class GnuTlsConnection : public TlsConnection {
   }
 
   Io Handshake() override {
-    if (!handshake_done_) {
+    for (int attempt = 0; !handshake_done_; ++attempt) {
       const int r = gnutls_handshake(session_);
-      if (r != GNUTLS_E_SUCCESS) {
+      if (r == GNUTLS_E_SUCCESS) {
+        handshake_done_ = true;
+      } else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED ||
+                 gnutls_error_is_fatal(r) != 0 || attempt + 1 >= kNonFatalRetries) {
         return ClassifyHandshake(r);
       }
-      handshake_done_ = true;
+      // Otherwise a notice such as a warning alert: the handshake goes on at once.
     }
     if (send_ticket_) {
       // One resumption ticket per handshake (GnuTLS would send two).
@@ -277,9 +280,6 @@ class GnuTlsConnection : public TlsConnection {
   Io ClassifyHandshake(int err) {
     if (err == GNUTLS_E_AGAIN || err == GNUTLS_E_INTERRUPTED) {
       return Direction();
-    }
-    if (gnutls_error_is_fatal(err) == 0) {
-      return Io::kWantRead;  // e.g. a warning alert: the handshake goes on with the next flight
     }
     last_error_ = err;
     version_ = gnutls_protocol_get_version(session_);
