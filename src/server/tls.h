@@ -2,7 +2,7 @@
 // decision is handed to a TrustPolicy. This interface is the one place the server knows a TLS
 // library through; two implementations sit behind it (docs/adr/0008-tls-libraries.md):
 //   - GnuTLS 3.7 (tls_gnutls.cc), the default: 11.5 KiB per idle connection, 424 us per full
-//     handshake and hello;
+//     handshake and hello of a reconnecting device (more for a first contact);
 //   - OpenSSL 3.0 (tls_openssl.cc): 20 KiB, 564 us.
 #ifndef HALLMARK_SERVER_TLS_H_
 #define HALLMARK_SERVER_TLS_H_
