@@ -78,6 +78,9 @@ struct Options {
   std::string source;
   std::string cert;
   std::string key;
+  // devices: a file of "CERT KEY" lines; connections take the devices in turn (first contacts
+  // for a server's per-certificate caches, once there are more devices than the caches hold).
+  std::string devices;
   std::string cafile;
   std::string server_name = "localhost";
   std::string path = "/v1/hello";
@@ -181,10 +184,10 @@ struct Target {
 // LoadGenerator drives the connections of one run. Single-threaded.
 class LoadGenerator {
  public:
-  LoadGenerator(const Options& options, SSL_CTX* ctx, Target target, int epoll_fd,
+  LoadGenerator(const Options& options, std::vector<SSL_CTX*> ctxs, Target target, int epoll_fd,
                 std::function<void(size_t)> on_hold)
       : options_(options),
-        ctx_(ctx),
+        ctxs_(std::move(ctxs)),
         target_(target),
         epoll_fd_(epoll_fd),
         on_hold_(std::move(on_hold)),
@@ -229,7 +232,7 @@ class LoadGenerator {
   void CloseAll();
 
   const Options& options_;
-  SSL_CTX* ctx_;
+  std::vector<SSL_CTX*> ctxs_;  // one per device, taken in turn
   Target target_;
   int epoll_fd_;
   std::function<void(size_t)> on_hold_;
@@ -304,7 +307,7 @@ void LoadGenerator::Open(size_t slot, Clock::time_point now) {
       errno != EINPROGRESS) {
     return Fail(slot, std::string("connect: ") + std::strerror(errno));
   }
-  c.ssl.reset(SSL_new(ctx_));
+  c.ssl.reset(SSL_new(ctxs_[(stats_.started - 1) % ctxs_.size()]));
   if (!c.ssl || SSL_set_fd(c.ssl.get(), c.fd) != 1 ||
       // SSL_set_tlsext_host_name is a macro with a C cast.
       SSL_ctrl(c.ssl.get(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
@@ -675,7 +678,8 @@ Result<Target> ParseTarget(const Options& o) {
   return target;
 }
 
-Result<OsslPtr<SSL_CTX>> MakeClientContext(const Options& o) {
+Result<OsslPtr<SSL_CTX>> MakeClientContext(const Options& o, const std::string& cert,
+                                           const std::string& key) {
   OsslPtr<SSL_CTX> ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) {
     return OsslError("SSL_CTX_new");
@@ -685,12 +689,12 @@ Result<OsslPtr<SSL_CTX>> MakeClientContext(const Options& o) {
       SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION) != 1) {
     return OsslError("restricting the client to TLS 1.3");
   }
-  if (SSL_CTX_use_certificate_chain_file(c, o.cert.c_str()) != 1) {
-    return OsslError(Code::kInvalidArgument, "cannot use client certificate " + o.cert);
+  if (SSL_CTX_use_certificate_chain_file(c, cert.c_str()) != 1) {
+    return OsslError(Code::kInvalidArgument, "cannot use client certificate " + cert);
   }
-  if (SSL_CTX_use_PrivateKey_file(c, o.key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+  if (SSL_CTX_use_PrivateKey_file(c, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(c) != 1) {
-    return OsslError(Code::kInvalidArgument, "cannot use client key " + o.key);
+    return OsslError(Code::kInvalidArgument, "cannot use client key " + key);
   }
   if (!o.cafile.empty()) {
     if (SSL_CTX_load_verify_locations(c, o.cafile.c_str(), nullptr) != 1) {
@@ -817,10 +821,32 @@ int Main(const Options& o) {
     std::fprintf(stderr, "hallmark_loadgen: %s\n", target.error().message().c_str());
     return 2;
   }
-  auto ctx = MakeClientContext(o);
-  if (!ctx) {
-    std::fprintf(stderr, "hallmark_loadgen: %s\n", ctx.error().ToString().c_str());
-    return 2;
+  std::vector<std::pair<std::string, std::string>> devices;
+  if (o.devices.empty()) {
+    devices.emplace_back(o.cert, o.key);
+  } else {
+    std::ifstream in(o.devices);
+    std::string cert, key;
+    while (in >> cert >> key) {
+      devices.emplace_back(cert, key);
+    }
+    if (devices.empty()) {
+      std::fprintf(stderr, "hallmark_loadgen: no \"CERT KEY\" lines in %s\n", o.devices.c_str());
+      return 2;
+    }
+  }
+  std::vector<OsslPtr<SSL_CTX>> ctxs;
+  for (const auto& [cert, key] : devices) {
+    auto ctx = MakeClientContext(o, cert, key);
+    if (!ctx) {
+      std::fprintf(stderr, "hallmark_loadgen: %s\n", ctx.error().ToString().c_str());
+      return 2;
+    }
+    ctxs.push_back(std::move(*ctx));
+  }
+  std::vector<SSL_CTX*> ctx_ptrs;
+  for (const auto& ctx : ctxs) {
+    ctx_ptrs.push_back(ctx.get());
   }
   RaiseFileLimit();
   std::signal(SIGPIPE, SIG_IGN);
@@ -841,7 +867,7 @@ int Main(const Options& o) {
     std::printf("%s\n", line.dump().c_str());
     std::fflush(stdout);
   };
-  LoadGenerator gen(o, ctx->get(), *target, epoll_fd, on_hold);
+  LoadGenerator gen(o, std::move(ctx_ptrs), *target, epoll_fd, on_hold);
   gen.Run();
   ::close(epoll_fd);
   std::this_thread::sleep_for(kSettle);
@@ -865,8 +891,14 @@ int ParseAndRun(int argc, char** argv) {
   app.add_option("--connect", o.connect, "Server HOST:PORT (127.0.0.0/8 only)")
       ->capture_default_str();
   app.add_option("--source", o.source, "Source address to bind (127.0.0.x)");
-  app.add_option("--cert", o.cert, "Client certificate (PEM, leaf first)")->required();
-  app.add_option("--key", o.key, "Client private key (PEM)")->required();
+  auto* cert = app.add_option("--cert", o.cert, "Client certificate (PEM, leaf first)");
+  auto* key = app.add_option("--key", o.key, "Client private key (PEM)");
+  auto* devices = app.add_option("--devices", o.devices,
+                                 "File of \"CERT KEY\" lines: connections take the devices in "
+                                 "turn (instead of --cert/--key)");
+  cert->needs(key);
+  key->needs(cert);
+  devices->excludes(cert)->excludes(key);
   app.add_option("--cafile", o.cafile, "Verify the server against these CAs (else no check)");
   app.add_option("--server-name", o.server_name, "SNI, Host header and checked server name")
       ->capture_default_str();
@@ -891,6 +923,10 @@ int ParseAndRun(int argc, char** argv) {
       ->check(CLI::Range(0.0, 3600.0))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (o.cert.empty() && o.devices.empty()) {
+    std::fprintf(stderr, "hallmark_loadgen: give --cert and --key, or --devices\n");
+    return 2;
+  }
   return Main(o);
 }
 

@@ -26,6 +26,11 @@
 #                      with and without session tickets (every round), resumption, one at a time
 #   BENCH_ROUNDS       repeat the ca-policy and nginx runs this often, to show the noise (default 1)
 #   BENCH_DEVICES      device certificates to issue; the load uses the first (default 3)
+#   BENCH_FLEET        more device certificates (issued with openssl by the same customer CA)
+#                      for a "fleet" run per server: connections take them in turn, so each
+#                      handshake is a first contact for the server's per-certificate caches
+#                      once there are more than they hold (hallmark's: 1,024); 0 skips the
+#                      runs (default 0; 1500 takes about a minute to issue)
 #   BENCH_IDLE         idle connections per server for the memory figure, 0 to skip (default
 #                      2000); one server process holds at most ~19,900 (open-file limit 20,000)
 #   BENCH_IDLE_STEPS   client processes that open them one after another, each from its own
@@ -57,6 +62,7 @@ WARMUP=${BENCH_WARMUP:-1}
 CONCURRENCY=${BENCH_CONCURRENCY:-32}
 ROUNDS=${BENCH_ROUNDS:-1}
 DEVICES=${BENCH_DEVICES:-3}
+FLEET=${BENCH_FLEET:-0}
 IDLE=${BENCH_IDLE:-2000}
 IDLE_STEPS=${BENCH_IDLE_STEPS:-2}
 IDLE_SERVERS=${BENCH_IDLE_SERVERS:-1}
@@ -125,6 +131,18 @@ for i in $(seq "$DEVICES"); do
   hm device --key "dev-$i.key" csr --serial "ACME-$(printf %06d "$i")" --out "dev-$i.csr"
   hm ca --dir ca issue --customer acme --profile device "dev-$i.csr" --out "dev-$i.pem"
 done
+if [[ $FLEET -gt 0 ]]; then
+  printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n%s\n' \
+    'extendedKeyUsage=clientAuth' >fleet.ext
+  mkdir -p fleet
+  for i in $(seq "$FLEET"); do
+    openssl ecparam -name prime256v1 -genkey -noout -out "fleet/$i.key"
+    openssl req -new -key "fleet/$i.key" -subj "/O=ACME/CN=FLEET-$i" |
+      openssl x509 -req -CA ca/customers/acme/ca.pem -CAkey ca/keys/customer-acme.key \
+        -set_serial "$((1000000 + i))" -days 30 -extfile fleet.ext -out "fleet/$i.pem" 2>/dev/null
+    echo "$WORK/fleet/$i.pem $WORK/fleet/$i.key"
+  done >fleet.txt
+fi
 openssl pkey -in dev-1.key -pubout -out dev-1.pub
 hm registry --db reg.db --registrar-key registrar.key init
 hm registry --db reg.db --registrar-key registrar.key add --pubkey dev-1.pub \
@@ -288,8 +306,10 @@ load() {
   for p in $pids; do
     pid_args+=(--server-pid "$p")
   done
-  local common=(--connect "127.0.0.1:$port" --cert dev-1.pem --key dev-1.key
-    --cafile ca/root.pem --concurrency "$concurrency" "$@")
+  local who=(--cert dev-1.pem --key dev-1.key)
+  [[ -z ${LOAD_DEVICES:-} ]] || who=(--devices "$LOAD_DEVICES")
+  local common=(--connect "127.0.0.1:$port" "${who[@]}" --cafile ca/root.pem
+    --concurrency "$concurrency" "$@")
   if [[ $WARMUP != 0 ]]; then
     taskset -c 1 "$LOADGEN" "${common[@]}" --duration "$WARMUP" >/dev/null 2>&1 || true
   fi
@@ -379,6 +399,17 @@ if [[ $HANDSHAKES == 1 ]]; then
       ROWS+=("$t-registry" "$t-ca-resume")
     fi
   done
+  if [[ $FLEET -gt 0 ]]; then
+    for t in $TARGETS; do
+      if [[ $t == nginx ]]; then
+        LOAD_DEVICES=fleet.txt load nginx-fleet "$NGINX_PORT" "$NGINX_PIDS"
+        ROWS+=(nginx-fleet)
+      else
+        LOAD_DEVICES=fleet.txt load "$t-ca-fleet" "${MAIN_CA_PORT[$t]}" "${MAIN_PID[$t]}"
+        ROWS+=("$t-ca-fleet")
+      fi
+    done
+  fi
   for t in "${HM_TARGETS[@]}"; do
     variant_runs "$t"
   done
