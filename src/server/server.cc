@@ -80,7 +80,6 @@ struct Connection {
   std::string read_ahead;   // bytes of the next pipelined request(s), usually empty
   uint32_t generation = 0;  // of the armed deadline
   bool timed_out = false;
-  bool established = false;  // the handshake succeeded and the policy decided
 };
 
 // Arm (re)starts the connection's deadline: when it fires, the pending wait ends. The handler
@@ -186,9 +185,13 @@ awaitable<void> Linger(Connection& c, beast::flat_buffer& buffer, uint64_t expec
   }
 }
 
-// Close ends an established connection: its deadline, and a close_notify (OpenSSL also keeps
-// the session resumable only after one). The socket closes with the last reference.
-void Close(Connection& c) {
+// Close ends an established connection for `reason` (logged at debug level): its deadline, and a
+// close_notify (OpenSSL also keeps the session resumable only after one). The socket closes
+// with the last reference.
+void Close(Connection& c, std::string_view reason) {
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("event=connection_closed peer={} reason={}", c.Peer(), reason);
+  }
   c.deadline.cancel();
   c.tls->Shutdown();
 }
@@ -293,11 +296,11 @@ class ServerImpl : public Server {
   awaitable<void> Accept(Worker* worker, size_t index);
   // Connect sets up a connection just accepted (nullptr: it could not be, logged here).
   std::shared_ptr<Connection> Connect(tcp::socket socket, Listener* listener);
-  // Active drives a connection while it has work: the handshake (the first time), then requests
-  // until none is pending. Then it hands the connection to WaitIdle and ends, so that a
-  // connection waiting for its next request holds no coroutine frame. `readable`: the socket
-  // has the start of a request (WaitIdle saw it).
-  awaitable<void> Active(std::shared_ptr<Connection> c, bool readable);
+  // Active drives a connection while it has work: the handshake (for a connection just
+  // accepted), then requests until none is pending. Then it hands the connection to WaitIdle and
+  // ends, so that a connection waiting for its next request holds no coroutine frame. `woken`:
+  // WaitIdle saw the socket readable (the handshake is behind it).
+  awaitable<void> Active(std::shared_ptr<Connection> c, bool woken);
   // WaitIdle waits, with a plain completion handler, until the connection's next request starts
   // (then Active again) or its idle timeout (then it closes).
   void WaitIdle(std::shared_ptr<Connection> c);
@@ -594,7 +597,6 @@ std::shared_ptr<Connection> ServerImpl::Connect(tcp::socket socket, Listener* li
 bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_point start) {
   Listener* listener = c.listener;
   std::optional<PeerIdentity> identity;
-  const std::string peer = c.Peer();
   // The policy's decision leaves the TLS session and is freed before the connection goes idle.
   std::unique_ptr<HandshakeOutcome> decided = c.tls->TakeOutcome();
   std::string rejection;
@@ -618,7 +620,7 @@ bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_po
                                 listener->config.admit_unknown &&
                                 (c.tls->resumed() || decided != nullptr);
   if (admitted_unknown) {
-    spdlog::info("event=unknown_device_admitted peer={} policy={} detail=\"{}\"", peer,
+    spdlog::info("event=unknown_device_admitted peer={} policy={} detail=\"{}\"", c.Peer(),
                  listener->policy->name(),
                  !rejection.empty() ? rejection : (decided != nullptr ? decided->rejection : ""));
     return true;
@@ -631,20 +633,23 @@ bool ServerImpl::Decide(Connection& c, Io io, std::chrono::steady_clock::time_po
                                      : (c.timed_out ? "handshake timed out" : c.tls->ErrorText());
     }
     metrics_.HandshakeFailed(why);
-    spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", peer,
+    spdlog::info("event=handshake_rejected peer={} policy={} reason={} detail=\"{}\"", c.Peer(),
                  listener->policy->name(), HandshakeFailureName(why), rejection);
     return false;
   }
   c.identified = true;
   metrics_.HandshakeSucceeded(identity->policy, std::chrono::steady_clock::now() - start);
-  spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", peer, identity->policy,
-                identity->device_id, c.tls->resumed());
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("event=handshake_ok peer={} policy={} device={} resumed={}", c.Peer(),
+                  identity->policy, identity->device_id, c.tls->resumed());
+  }
   return true;
 }
 
-awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool readable) {
+awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool woken) {
   Connection& c = *shared;
-  if (!c.established) {
+  bool readable = woken;
+  if (!woken) {
     const auto start = std::chrono::steady_clock::now();
     Arm(shared, config_.handshake_timeout);
     Io io;
@@ -657,7 +662,6 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
       c.deadline.cancel();
       co_return;
     }
-    c.established = true;
   }
   for (;;) {
     if (readable && c.read_ahead.empty()) {
@@ -671,7 +675,7 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
           readable = false;
           break;
         default:
-          Close(c);  // closed by the peer, or broken
+          Close(c, "peer_closed");  // or broken
           co_return;
       }
     }
@@ -686,9 +690,7 @@ awaitable<void> ServerImpl::Active(std::shared_ptr<Connection> shared, bool read
       break;
     }
   }
-  spdlog::debug("event=connection_closed peer={} reason={}", c.Peer(),
-                c.timed_out ? "request_timeout" : "request_ended");
-  Close(c);
+  Close(c, c.timed_out ? "request_timeout" : "request_ended");
 }
 
 void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
@@ -699,9 +701,7 @@ void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
                       [this, shared = std::move(shared)](const beast::error_code& ec) mutable {
                         Connection& conn = *shared;
                         if (ec || conn.timed_out) {
-                          spdlog::debug("event=connection_closed peer={} reason={}", conn.Peer(),
-                                        conn.timed_out ? "idle_timeout" : ec.message());
-                          Close(conn);
+                          Close(conn, conn.timed_out ? "idle_timeout" : ec.message());
                           return;
                         }
                         auto executor = conn.socket.get_executor();
@@ -711,7 +711,6 @@ void ServerImpl::WaitIdle(std::shared_ptr<Connection> shared) {
 
 awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
   Listener* listener = c.listener;
-  const std::string peer = c.Peer();
   const uint32_t header_limit = config_.max_header_bytes;
   beast::flat_buffer buffer;
   if (!c.read_ahead.empty()) {
@@ -781,7 +780,7 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
     auto id = Authorize(chain, listener);
     if (!id) {
       metrics_.HandshakeFailed(HandshakeFailure::kPolicyRejected);
-      spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", peer,
+      spdlog::info("event=connection_revoked peer={} policy={} device={} detail=\"{}\"", c.Peer(),
                    listener->policy->name(),
                    chain && !chain->empty() ? chain->front().Key().DeviceId() : "unknown",
                    id.error().message());
@@ -804,7 +803,7 @@ awaitable<bool> ServerImpl::ServeRequest(Connection& c) {
     ClientContext client;
     client.identity = identity;
     client.leaf = chain && !chain->empty() ? &chain->front() : nullptr;
-    client.peer_address = peer;
+    client.peer_address = c.Peer();
     client.export_keying_material = [&c](std::string_view label, std::span<const uint8_t> context,
                                          size_t length) {
       return c.tls->ExportKeyingMaterial(label, context, length);

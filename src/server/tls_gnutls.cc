@@ -63,8 +63,8 @@ class DecodedCertificates {
   internal::LruMap<std::optional<Certificate>> map_;
 };
 
-// Listener is what all connections of one listener share.
-struct Listener {
+// ListenerState is what all connections of one listener share.
+struct ListenerState {
   const PeerVerification* verification = nullptr;
   DecodedCertificates decoded;
 };
@@ -89,7 +89,7 @@ Result<std::vector<Certificate>> PeersOf(gnutls_session_t session, DecodedCertif
 
 class GnuTlsConnection : public TlsConnection {
  public:
-  GnuTlsConnection(gnutls_session_t session, Listener* listener, bool send_ticket)
+  GnuTlsConnection(gnutls_session_t session, ListenerState* listener, bool send_ticket)
       : session_(session), listener_(listener), send_ticket_(send_ticket) {
     gnutls_session_set_ptr(session_, this);
   }
@@ -290,7 +290,7 @@ class GnuTlsConnection : public TlsConnection {
   }
 
   gnutls_session_t session_;
-  Listener* listener_;
+  ListenerState* listener_;
   std::unique_ptr<HandshakeOutcome> outcome_;
   std::vector<Certificate> chain_;  // decoded at the handshake, dropped when idle
   size_t written_ = 0;              // of the Write in progress
@@ -382,7 +382,7 @@ class GnuTlsServer : public TlsServer {
   }
 
  private:
-  Listener listener_;
+  ListenerState listener_;
   SessionOptions sessions_;
   gnutls_certificate_credentials_t credentials_ = nullptr;
   gnutls_priority_t priorities_ = nullptr;
